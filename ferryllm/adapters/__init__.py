@@ -1,0 +1,1 @@
+"""Adapters face the provider: IR ⇄ provider JSON/SSE. They never import entries."""

@@ -1,0 +1,1 @@
+"""Entries face the client: client JSON/SSE ⇄ IR. They never import adapters."""

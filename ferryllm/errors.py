@@ -1,0 +1,107 @@
+"""One error hierarchy. Raise anywhere; the entry that received the request renders it once —
+as an HTTP error body before the first byte, in-band after. Messages never carry prompt text or
+keys. `kind` is the Anthropic `error.type`; the OpenAI entry maps it to its own `type`."""
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status = 500
+    kind = "api_error"
+    code: str | None = None
+    param: str | None = None
+    retryable = False  # a relay may try again (or fall back) when nothing reached the client
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None, param: str | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.retry_after = retry_after
+        if param is not None:
+            self.param = param
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(GatewayError):
+    status, kind, code = 400, "invalid_request_error", "invalid_request"
+
+
+class AuthenticationError(GatewayError):
+    status, kind, code = 401, "authentication_error", "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status, kind, code = 403, "permission_error", "permission_denied"
+
+
+class NotFound(GatewayError):
+    status, kind, code = 404, "not_found_error", "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+    param = "model"
+
+
+class RequestTooLarge(GatewayError):
+    status, kind, code = 413, "request_too_large", "request_too_large"
+
+
+class RateLimited(GatewayError):
+    status, kind, code = 429, "rate_limit_error", "rate_limit_exceeded"
+
+
+class Overloaded(GatewayError):
+    status, kind, code = 529, "overloaded_error", "overloaded"
+
+
+class ServiceUnavailable(GatewayError):
+    """The gateway itself cannot serve now (open circuit, shutting down)."""
+
+    status, kind, code = 503, "overloaded_error", "service_unavailable"
+
+
+# ---- upstream (provider) failures
+
+
+class UpstreamError(GatewayError):
+    """A provider answered with an error status; `status` is the provider's own."""
+
+    status, kind, code = 502, "api_error", "upstream_error"
+    RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None, provider: str | None = None,
+                 kind: str | None = None) -> None:
+        super().__init__(message, status=status, retry_after=retry_after)
+        self.provider = provider
+        self.retryable = self.status in self.RETRYABLE_STATUSES
+        self.kind = kind or kind_for_status(self.status)
+
+
+class UpstreamConnectError(GatewayError):
+    status, kind, code, retryable = 502, "api_error", "upstream_connect_error", True
+
+
+class UpstreamTimeout(GatewayError):
+    status, kind, code, retryable = 504, "api_error", "upstream_timeout", True
+
+
+class UpstreamProtocolError(GatewayError):
+    """The provider sent bytes that do not follow its protocol (malformed chunk, cut stream)."""
+
+    status, kind, code = 502, "api_error", "upstream_protocol_error"
+
+
+_KIND_BY_STATUS = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+    404: "not_found_error", 413: "request_too_large", 422: "invalid_request_error",
+    429: "rate_limit_error", 529: "overloaded_error", 503: "overloaded_error",
+}
+
+
+def kind_for_status(status: int) -> str:
+    return _KIND_BY_STATUS.get(status, "invalid_request_error" if 400 <= status < 500 else "api_error")

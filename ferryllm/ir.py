@@ -1,0 +1,246 @@
+"""The internal representation every path goes through: client protocol → IR → provider protocol.
+
+The IR is protocol-neutral. Entries (`ferryllm.entry.*`) decode client JSON into it and encode IR
+responses and stream events back; adapters (`ferryllm.adapters.*`) encode it for a provider and
+decode the provider's answers into it. Entries and adapters never import each other.
+
+Conventions (fixed, every translator relies on them):
+- `Usage.input_tokens` EXCLUDES cached tokens (cache reads and cache writes are counted apart);
+  an OpenAI `prompt_tokens` is `input_tokens + cache_read_input_tokens + cache_creation_input_tokens`.
+- Block indices in stream events count from 0 and are consecutive; one block is open at a time.
+- A well-formed IR stream is: MessageStart, then blocks (BlockStart, deltas, BlockStop)*, then
+  exactly one MessageDelta (stop reason + full usage), then MessageStop.
+- Stream events are flat mutable slotted dataclasses: cheap to build on the hot path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+# ---------------------------------------------------------------- stop reasons
+
+END_TURN = "end_turn"
+MAX_TOKENS = "max_tokens"
+TOOL_USE = "tool_use"
+STOP_SEQUENCE = "stop_sequence"
+REFUSAL = "refusal"
+PAUSE_TURN = "pause_turn"
+StopReason = str  # one of the constants above
+
+# ---------------------------------------------------------------- content blocks
+
+
+@dataclass(slots=True)
+class TextBlock:
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass(slots=True)
+class ImageBlock:
+    """An image: either inline base64 `data` with its `media_type`, or a `url`."""
+
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+    type: Literal["image"] = "image"
+
+
+@dataclass(slots=True)
+class ToolUseBlock:
+    id: str
+    name: str
+    input: dict[str, Any]
+    type: Literal["tool_use"] = "tool_use"
+
+
+@dataclass(slots=True)
+class ToolResultBlock:
+    tool_use_id: str
+    content: list[TextBlock | ImageBlock] = field(default_factory=list)
+    is_error: bool = False
+    type: Literal["tool_result"] = "tool_result"
+
+
+@dataclass(slots=True)
+class ThinkingBlock:
+    """Model reasoning. `signature` is None/"" when the reasoning came from a provider that does not
+    sign it (an OpenAI-compatible backend); such a block must never be sent to an Anthropic
+    provider. `redacted` blocks carry the opaque payload in `data` instead of `thinking`."""
+
+    thinking: str = ""
+    signature: str | None = None
+    redacted: bool = False
+    data: str | None = None
+    type: Literal["thinking"] = "thinking"
+
+
+Block = Union[TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock, ThinkingBlock]
+
+
+@dataclass(slots=True)
+class Message:
+    role: Literal["user", "assistant"]
+    content: list[Block]
+
+
+# ---------------------------------------------------------------- tools
+
+
+@dataclass(slots=True)
+class Tool:
+    name: str
+    description: str | None
+    input_schema: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ToolChoice:
+    """`auto` (model decides), `any` (must call some tool), `tool` (must call `name`), `none`."""
+
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = None
+    disable_parallel: bool = False
+
+
+# ---------------------------------------------------------------- reasoning
+
+
+@dataclass(slots=True)
+class Reasoning:
+    """What the client asked for. `effort` is one of low|medium|high|max (None: not given);
+    `budget_tokens` an explicit thinking budget; `adaptive` the model decides;
+    `enabled=False` means the client explicitly turned reasoning off."""
+
+    enabled: bool = True
+    effort: str | None = None
+    budget_tokens: int | None = None
+    adaptive: bool = False
+
+
+# ---------------------------------------------------------------- request / response
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        """OpenAI-style prompt tokens (cached included)."""
+        return self.input_tokens + self.cache_read_input_tokens + self.cache_creation_input_tokens
+
+
+@dataclass(slots=True)
+class Request:
+    """A chat request. `model` starts as what the client sent; the router rewrites it to the
+    backend model before an adapter encodes it. `native` keeps the client's decoded JSON body and
+    its protocol name so that an adapter of the SAME protocol can pass it through (byte-faithful
+    thinking signatures, cache_control, unknown-but-valid fields) instead of re-encoding."""
+
+    model: str
+    messages: list[Message]
+    system: list[TextBlock] = field(default_factory=list)
+    tools: list[Tool] = field(default_factory=list)
+    tool_choice: ToolChoice | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop: list[str] = field(default_factory=list)
+    stream: bool = False
+    include_usage: bool = False  # OpenAI stream_options.include_usage (client side)
+    user: str | None = None
+    reasoning: Reasoning | None = None
+    parallel_tool_calls: bool | None = None
+    native_protocol: str | None = None
+    native: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # protocol headers to forward, filtered
+
+
+@dataclass(slots=True)
+class Response:
+    id: str
+    model: str
+    content: list[Block]
+    stop_reason: StopReason | None
+    stop_sequence: str | None = None
+    usage: Usage = field(default_factory=Usage)
+
+
+# ---------------------------------------------------------------- stream events
+
+
+@dataclass(slots=True)
+class MessageStart:
+    id: str
+    model: str
+    usage: Usage  # what is known at the start (often input tokens only, or zeros)
+
+
+@dataclass(slots=True)
+class TextStart:
+    index: int
+
+
+@dataclass(slots=True)
+class ThinkingStart:
+    index: int
+    redacted_data: str | None = None  # a redacted thinking block carries its payload here
+
+
+@dataclass(slots=True)
+class ToolUseStart:
+    index: int
+    id: str
+    name: str
+
+
+@dataclass(slots=True)
+class TextDelta:
+    index: int
+    text: str
+
+
+@dataclass(slots=True)
+class ThinkingDelta:
+    index: int
+    thinking: str
+
+
+@dataclass(slots=True)
+class SignatureDelta:
+    index: int
+    signature: str
+
+
+@dataclass(slots=True)
+class ToolArgsDelta:
+    index: int
+    partial_json: str
+
+
+@dataclass(slots=True)
+class BlockStop:
+    index: int
+
+
+@dataclass(slots=True)
+class MessageDelta:
+    stop_reason: StopReason | None
+    stop_sequence: str | None
+    usage: Usage
+
+
+@dataclass(slots=True)
+class MessageStop:
+    pass
+
+
+StreamEvent = Union[
+    MessageStart, TextStart, ThinkingStart, ToolUseStart, TextDelta, ThinkingDelta,
+    SignatureDelta, ToolArgsDelta, BlockStop, MessageDelta, MessageStop,
+]

@@ -1,0 +1,96 @@
+"""Server-sent events: a sans-IO incremental parser (bytes in → events out) and constant frames.
+
+The parser works on bytes and never decodes per network read: lines are split with
+`bytes.splitlines()` (which breaks only at \\r, \\n and \\r\\n), so a multi-byte UTF-8 character
+split across reads is simply rejoined; decoding happens once per event, in `orjson.loads`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import UpstreamProtocolError
+
+MAX_LINE = 32 * 1024 * 1024  # one unfinished line (a huge tool-call argument fits)
+MAX_EVENT = 64 * 1024 * 1024  # one event's data lines together
+
+# Constant frames, encoded once.
+ANTHROPIC_PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+OPENAI_KEEPALIVE = b": keep-alive\n\n"
+OPENAI_DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(slots=True)
+class SSEEvent:
+    event: bytes  # b"message" when the frame had no `event:` field
+    data: bytes  # data lines joined with b"\n"
+    id: bytes | None = None
+
+
+class SSEParser:
+    """Feed bytes as they arrive; get whole events back. `close()` at end of stream returns an
+    event left without its blank line (providers that omit the final blank line still count)."""
+
+    __slots__ = ("_pieces", "_size", "_event", "_data", "_data_size", "_id", "_started")
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []  # the unfinished line, joined once
+        self._size = 0
+        self._event = b"message"
+        self._data: list[bytes] = []
+        self._data_size = 0
+        self._id: bytes | None = None
+        self._started = False
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not self._started and chunk:
+            self._started = True
+            if chunk.startswith(b"\xef\xbb\xbf"):
+                chunk = chunk[3:]
+        # a final \r may be half of \r\n: it stays with the unfinished line
+        cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r", 0, len(chunk) - 1)) + 1
+        if not cut:
+            self._pieces.append(chunk)
+            self._size += len(chunk)
+            if self._size > MAX_LINE:
+                raise UpstreamProtocolError("SSE line too long")
+            return []
+        if self._pieces:
+            self._pieces.append(chunk[:cut])
+            lines = b"".join(self._pieces).splitlines()
+        else:
+            lines = chunk[:cut].splitlines()
+        rest = chunk[cut:]
+        self._pieces, self._size = ([rest] if rest else []), len(rest)
+        return self._lines(lines)
+
+    def close(self) -> list[SSEEvent]:
+        """End of stream: a pending line and a pending event are completed."""
+        lines = [b"".join(self._pieces)] if self._pieces else []
+        self._pieces, self._size = [], 0
+        lines.append(b"")
+        return self._lines(lines)
+
+    def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
+        out: list[SSEEvent] = []
+        for line in lines:
+            if not line:  # blank line ends the event
+                if self._data:
+                    out.append(SSEEvent(self._event, b"\n".join(self._data), self._id))
+                    self._data, self._data_size = [], 0
+                self._event = b"message"
+            elif line[0] != 0x3A:  # b":" starts a comment
+                name, _, value = line.partition(b":")
+                if value[:1] == b" ":
+                    value = value[1:]
+                if name == b"data":
+                    self._data.append(value)
+                    self._data_size += len(value)
+                    if self._data_size > MAX_EVENT:
+                        raise UpstreamProtocolError("SSE event too large")
+                elif name == b"event":
+                    self._event = value or b"message"
+                elif name == b"id":
+                    if b"\x00" not in value:
+                        self._id = value
+                # `retry:` and unknown fields are ignored: a gateway does not reconnect
+        return out
