@@ -105,3 +105,29 @@ _KIND_BY_STATUS = {
 
 def kind_for_status(status: int) -> str:
     return _KIND_BY_STATUS.get(status, "invalid_request_error" if 400 <= status < 500 else "api_error")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """`retry-after` as seconds (delta-seconds only; an HTTP date is ignored)."""
+    if not value:
+        return None
+    try:
+        secs = float(value)
+    except ValueError:
+        return None
+    return secs if secs >= 0 else None
+
+
+def from_upstream(status: int, message: str, *, provider: str,
+                  retry_after: float | None = None) -> GatewayError:
+    """Map a provider's error status to the client's error, keeping the status (§4): a 429 stays
+    a 429 with its retry-after, a 400 a 400 with the provider's message; the provider rejecting the
+    gateway's own credentials (401/403) is a 502 that says so."""
+    if status in (401, 403):
+        err = UpstreamError(
+            f"provider '{provider}' rejected the gateway's credentials (HTTP {status}); "
+            "check the provider's api_key / api_key_env", status=502, provider=provider)
+        err.retryable = False
+        return err
+    text = message.strip() or f"provider '{provider}' returned HTTP {status}"
+    return UpstreamError(text[:2000], status=status, retry_after=retry_after, provider=provider)
