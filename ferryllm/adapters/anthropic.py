@@ -1,0 +1,316 @@
+"""Anthropic Messages provider adapter: IR ⇄ provider JSON (sans-IO).
+
+Two ways to build the upstream body:
+- pass-through, when the client also spoke Anthropic (`req.native_protocol == "anthropic"`): the
+  client's body goes on as it came (signatures, `cache_control`, `context_management`, server
+  tools …), with only `model` rewritten, `max_tokens` capped and unsigned thinking blocks (ones an
+  OpenAI-compatible provider produced) removed from assistant turns;
+- encoded from the IR otherwise (an OpenAI client): see `_encode_ir`.
+
+Reasoning from the IR becomes `thinking: {type: enabled, budget_tokens}`: an explicit budget is
+used as given, an effort without a budget maps through `EFFORT_BUDGETS`. Anthropic requires
+1024 ≤ budget < max_tokens: when the client set no `max_tokens`, it becomes budget +
+`DEFAULT_MAX_TOKENS` (capped); when it did, the budget shrinks to fit, and thinking is left off
+when `max_tokens` ≤ 1024. With thinking on, `temperature` (unless 1), `top_k` and a `top_p`
+below 0.95 are not sent, since Anthropic rejects them together with thinking.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import orjson
+
+from .. import ir
+from ..config import ProviderConfig
+from ..errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
+from .anthropic_sse import StreamDecoder
+
+log = logging.getLogger("ferryllm.translate")
+
+DEFAULT_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; used when the client sent none
+MIN_THINKING_BUDGET = 1024  # Anthropic's minimum budget_tokens
+# Thinking budget for a reasoning effort given without an explicit budget (e.g. an OpenAI
+# client's `reasoning_effort`).
+EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384,
+                  "xhigh": 24576, "max": 32000}
+
+
+def _cap(max_tokens: int, provider: ProviderConfig) -> int:
+    cap = provider.max_tokens_cap
+    return min(max_tokens, cap) if cap else max_tokens
+
+
+# ---------------------------------------------------------------- pass-through
+
+
+def _unsigned_thinking(block: Any) -> bool:
+    return (isinstance(block, dict) and block.get("type") == "thinking"
+            and not block.get("signature"))
+
+
+def _as_blocks(content: Any) -> list:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+
+
+def _strip_unsigned_thinking(messages: list) -> list | None:
+    """Messages without unsigned thinking blocks in assistant turns, or None if none had any.
+    Only the messages that change are copied. An assistant turn left empty is dropped, and the
+    turns around it are merged if that leaves two of the same role together."""
+    if not any(isinstance(m, dict) and m.get("role") == "assistant"
+               and isinstance(m.get("content"), list)
+               and any(_unsigned_thinking(b) for b in m["content"]) for m in messages):
+        return None
+    out: list = []
+    for msg in messages:
+        if (isinstance(msg, dict) and msg.get("role") == "assistant"
+                and isinstance(msg.get("content"), list)):
+            content = [b for b in msg["content"] if not _unsigned_thinking(b)]
+            if len(content) != len(msg["content"]):
+                log.debug("dropped %d unsigned thinking block(s)",
+                          len(msg["content"]) - len(content))
+                if not content:
+                    continue
+                msg = {**msg, "content": content}
+        if out and isinstance(msg, dict) and out[-1].get("role") == msg.get("role"):
+            out[-1] = {**out[-1], "content": _as_blocks(out[-1].get("content"))
+                       + _as_blocks(msg.get("content"))}
+        else:
+            out.append(msg)
+    return out
+
+
+# ---------------------------------------------------------------- IR → Anthropic JSON
+
+
+def _image(block: ir.ImageBlock) -> dict | None:
+    if block.data is not None:
+        return {"type": "image", "source": {"type": "base64",
+                                            "media_type": block.media_type or "image/png",
+                                            "data": block.data}}
+    url = block.url or ""
+    if url.startswith("data:"):
+        head, sep, data = url[5:].partition(",")
+        media_type, _, encoding = head.partition(";")
+        if sep and encoding == "base64":
+            return {"type": "image", "source": {"type": "base64",
+                                                "media_type": media_type or "image/png",
+                                                "data": data}}
+        log.debug("dropped image with a non-base64 data URL")
+        return None
+    if url:
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    return None
+
+
+def _block(block: ir.Block) -> dict | None:
+    match block:
+        case ir.TextBlock(text=text):
+            return {"type": "text", "text": text} if text else None
+        case ir.ImageBlock():
+            return _image(block)
+        case ir.ToolUseBlock(id=id_, name=name, input=input_):
+            return {"type": "tool_use", "id": id_, "name": name, "input": input_}
+        case ir.ToolResultBlock(tool_use_id=tool_use_id, content=content, is_error=is_error):
+            out: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_use_id}
+            parts = [p for p in map(_block, content) if p is not None]
+            if parts:
+                out["content"] = parts
+            if is_error:
+                out["is_error"] = True
+            return out
+        case ir.ThinkingBlock(redacted=True, data=data):
+            return {"type": "redacted_thinking", "data": data} if data else None
+        case ir.ThinkingBlock(thinking=thinking, signature=signature):
+            if signature:
+                return {"type": "thinking", "thinking": thinking, "signature": signature}
+            log.debug("dropped an unsigned thinking block")
+            return None
+    return None
+
+
+def _messages(messages: list[ir.Message]) -> list[dict]:
+    out: list[dict] = []
+    for msg in messages:
+        content = [b for b in map(_block, msg.content) if b is not None]
+        if not content:
+            continue
+        if out and out[-1]["role"] == msg.role:  # Anthropic requires alternating roles
+            out[-1]["content"].extend(content)
+        else:
+            out.append({"role": msg.role, "content": content})
+    for msg in out:  # tool results must open a user turn
+        content = msg["content"]
+        if msg["role"] == "user" and len(content) > 1:
+            msg["content"] = ([b for b in content if b["type"] == "tool_result"]
+                              + [b for b in content if b["type"] != "tool_result"])
+    return out
+
+
+def _thinking(req: ir.Request, max_tokens: int, explicit: bool,
+              provider: ProviderConfig) -> tuple[dict | None, int]:
+    r = req.reasoning
+    if r is None or not r.enabled:
+        return None, max_tokens
+    budget = r.budget_tokens
+    if budget is None and r.effort is not None:
+        budget = EFFORT_BUDGETS.get(r.effort)
+    if budget is None:
+        return ({"type": "adaptive"} if r.adaptive else None), max_tokens
+    budget = max(budget, MIN_THINKING_BUDGET)
+    if not explicit:
+        max_tokens = _cap(budget + DEFAULT_MAX_TOKENS, provider)
+    if budget >= max_tokens:
+        budget = max_tokens - 1
+        if budget < MIN_THINKING_BUDGET:
+            log.debug("thinking left off: max_tokens too small for a thinking budget")
+            return None, max_tokens
+    return {"type": "enabled", "budget_tokens": budget}, max_tokens
+
+
+# ---------------------------------------------------------------- adapter
+
+
+class AnthropicAdapter:
+    protocol = "anthropic"
+
+    def __init__(self, provider: ProviderConfig) -> None:
+        self.provider = provider
+        self.url = provider.base_url + "/v1/messages"
+        self.count_tokens_url = provider.base_url + "/v1/messages/count_tokens"
+        head = {"content-type": "application/json"}
+        if provider.api_key:
+            head["x-api-key"] = provider.api_key
+        self._head = head
+        self._extra = dict(provider.headers)
+
+    def headers(self, req: ir.Request) -> dict[str, str]:
+        h = dict(self._head)
+        h["anthropic-version"] = req.headers.get("anthropic-version") or DEFAULT_VERSION
+        beta = req.headers.get("anthropic-beta")
+        if beta:
+            h["anthropic-beta"] = beta
+        if self._extra:
+            h.update(self._extra)
+        return h
+
+    # -- requests
+
+    def encode_request(self, req: ir.Request) -> bytes:
+        if req.native_protocol == "anthropic" and req.native is not None:
+            return orjson.dumps(self._passthrough(req))
+        return orjson.dumps(self._encode_ir(req))
+
+    def _passthrough(self, req: ir.Request) -> dict:
+        body = dict(req.native)
+        body["model"] = req.model
+        max_tokens = body.get("max_tokens")
+        if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+            body["max_tokens"] = _cap(max_tokens, self.provider)
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            stripped = _strip_unsigned_thinking(messages)
+            if stripped is not None:
+                body["messages"] = stripped
+        return body
+
+    def _encode_ir(self, req: ir.Request) -> dict:
+        body: dict[str, Any] = {"model": req.model}
+        explicit = req.max_tokens is not None
+        max_tokens = _cap(req.max_tokens if explicit else DEFAULT_MAX_TOKENS, self.provider)
+        thinking, max_tokens = _thinking(req, max_tokens, explicit, self.provider)
+        body["max_tokens"] = max_tokens
+        system = [b.text for b in req.system if b.text]
+        if len(system) == 1:
+            body["system"] = system[0]
+        elif system:
+            body["system"] = [{"type": "text", "text": t} for t in system]
+        body["messages"] = _messages(req.messages)
+        if req.tools:
+            tools = []
+            for t in req.tools:
+                tool: dict[str, Any] = {"name": t.name}
+                if t.description:
+                    tool["description"] = t.description
+                tool["input_schema"] = t.input_schema
+                tools.append(tool)
+            body["tools"] = tools
+            choice = req.tool_choice
+            disable = (choice is not None and choice.disable_parallel) or req.parallel_tool_calls is False
+            if choice is not None or disable:
+                tc: dict[str, Any] = {"type": choice.type if choice else "auto"}
+                if tc["type"] == "tool":
+                    tc["name"] = choice.name
+                if disable and tc["type"] != "none":
+                    tc["disable_parallel_tool_use"] = True
+                body["tool_choice"] = tc
+        if req.stop:
+            body["stop_sequences"] = list(req.stop)
+        if req.temperature is not None and (thinking is None or req.temperature == 1):
+            body["temperature"] = req.temperature
+        if req.top_p is not None and (thinking is None or req.top_p >= 0.95):
+            body["top_p"] = req.top_p
+        if req.top_k is not None and thinking is None:
+            body["top_k"] = req.top_k
+        if req.user:
+            body["metadata"] = {"user_id": req.user}
+        if thinking is not None:
+            body["thinking"] = thinking
+        if req.stream:
+            body["stream"] = True
+        return body
+
+    # -- responses
+
+    def decode_response(self, body: bytes, req: ir.Request) -> ir.Response:
+        try:
+            data = orjson.loads(body)
+            content = []
+            for block in data["content"]:
+                kind = block.get("type")
+                if kind == "text":
+                    content.append(ir.TextBlock(block["text"]))
+                elif kind == "thinking":
+                    content.append(ir.ThinkingBlock(thinking=block["thinking"],
+                                                    signature=block.get("signature")))
+                elif kind == "redacted_thinking":
+                    content.append(ir.ThinkingBlock(redacted=True, data=block["data"]))
+                elif kind == "tool_use":
+                    tool_input = block.get("input")
+                    if not isinstance(tool_input, dict):
+                        raise TypeError("tool_use input")
+                    content.append(ir.ToolUseBlock(id=block["id"], name=block["name"],
+                                                   input=tool_input))
+                else:
+                    log.debug("skipped %s block in a provider response", str(kind)[:64])
+            usage = data.get("usage") or {}
+            return ir.Response(
+                id=data.get("id") or "", model=data.get("model") or req.model, content=content,
+                stop_reason=data.get("stop_reason"), stop_sequence=data.get("stop_sequence"),
+                usage=ir.Usage(
+                    input_tokens=usage.get("input_tokens") or 0,
+                    output_tokens=usage.get("output_tokens") or 0,
+                    cache_read_input_tokens=usage.get("cache_read_input_tokens") or 0,
+                    cache_creation_input_tokens=usage.get("cache_creation_input_tokens") or 0))
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise UpstreamProtocolError(
+                f"provider '{self.provider.name}' returned a malformed message") from exc
+
+    def decode_error(self, status: int, body: bytes, headers: Mapping[str, str]) -> GatewayError:
+        message = ""
+        try:
+            data = orjson.loads(body)
+            message = data["error"]["message"]
+            if not isinstance(message, str):
+                message = ""
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            message = body[:500].decode("utf-8", "replace").strip() if body else ""
+        retry_after = headers.get("retry-after")
+        if retry_after is None:
+            retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+        return from_upstream(status, message, provider=self.provider.name,
+                             retry_after=parse_retry_after(retry_after))
+
+    def stream_decoder(self, req: ir.Request) -> StreamDecoder:
+        return StreamDecoder(provider=self.provider.name)

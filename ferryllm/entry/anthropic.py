@@ -1,0 +1,341 @@
+"""Anthropic Messages entry: client JSON ⇄ IR (sans-IO).
+
+`decode_request` validates what the IR needs (naming the offending field in `param`, e.g.
+`messages.2.content.0.input`) and is lenient about everything else: unknown content blocks are
+dropped (debug log, type name only), server tools are dropped (info log, type only) and fields the
+IR does not model (`context_management`, `container`, `mcp_servers`, `service_tier`, …) are
+accepted and ignored here — the same-protocol pass-through keeps them via `Request.native`.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import orjson
+
+from .. import ir
+from ..errors import GatewayError, InvalidRequest
+
+log = logging.getLogger("ferryllm.translate")
+
+FORWARD_HEADERS = ("anthropic-version", "anthropic-beta")
+EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh", "max"})
+_TOOL_CHOICES = frozenset({"auto", "any", "tool", "none"})
+
+
+# ---------------------------------------------------------------- small validators
+
+
+def _str(obj: dict, key: str, param: str, *, required: bool = True) -> str | None:
+    value = obj.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{param}: {'a string is required' if value is None else 'must be a string'}",
+                             param=param)
+    return value
+
+
+def _int(value: Any, param: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{param}: must be an integer", param=param)
+    return value
+
+
+def _number(value: Any, param: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRequest(f"{param}: must be a number", param=param)
+    return value
+
+
+def _dict(value: Any, param: str) -> dict:
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{param}: must be an object", param=param)
+    return value
+
+
+def _list(value: Any, param: str) -> list:
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{param}: must be an array", param=param)
+    return value
+
+
+# ---------------------------------------------------------------- content blocks
+
+
+def _image(block: dict, param: str) -> ir.ImageBlock | None:
+    source = _dict(block.get("source"), f"{param}.source")
+    kind = source.get("type")
+    if kind == "base64":
+        return ir.ImageBlock(media_type=_str(source, "media_type", f"{param}.source.media_type"),
+                             data=_str(source, "data", f"{param}.source.data"))
+    if kind == "url":
+        return ir.ImageBlock(url=_str(source, "url", f"{param}.source.url"))
+    log.debug("dropped image block with source type %s", kind if isinstance(kind, str) else "?")
+    return None
+
+
+def _tool_result_content(content: Any, param: str) -> list[ir.TextBlock | ir.ImageBlock]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [ir.TextBlock(content)]
+    out: list[ir.TextBlock | ir.ImageBlock] = []
+    for i, block in enumerate(_list(content, param)):
+        p = f"{param}.{i}"
+        kind = _dict(block, p).get("type")
+        if kind == "text":
+            out.append(ir.TextBlock(_str(block, "text", f"{p}.text")))
+        elif kind == "image":
+            image = _image(block, p)
+            if image is not None:
+                out.append(image)
+        else:
+            log.debug("dropped %s block inside tool_result", kind if isinstance(kind, str) else "?")
+    return out
+
+
+def _block(block: Any, param: str) -> ir.Block | None:
+    kind = _dict(block, param).get("type")
+    if kind == "text":
+        return ir.TextBlock(_str(block, "text", f"{param}.text"))
+    if kind == "image":
+        return _image(block, param)
+    if kind == "tool_use":
+        return ir.ToolUseBlock(id=_str(block, "id", f"{param}.id"),
+                               name=_str(block, "name", f"{param}.name"),
+                               input=_dict(block.get("input"), f"{param}.input"))
+    if kind == "tool_result":
+        is_error = block.get("is_error")
+        if is_error is not None and not isinstance(is_error, bool):
+            raise InvalidRequest(f"{param}.is_error: must be a boolean", param=f"{param}.is_error")
+        return ir.ToolResultBlock(
+            tool_use_id=_str(block, "tool_use_id", f"{param}.tool_use_id"),
+            content=_tool_result_content(block.get("content"), f"{param}.content"),
+            is_error=bool(is_error))
+    if kind == "thinking":
+        return ir.ThinkingBlock(thinking=_str(block, "thinking", f"{param}.thinking"),
+                                signature=_str(block, "signature", f"{param}.signature",
+                                               required=False))
+    if kind == "redacted_thinking":
+        return ir.ThinkingBlock(redacted=True, data=_str(block, "data", f"{param}.data"))
+    if not isinstance(kind, str):
+        raise InvalidRequest(f"{param}.type: a string is required", param=f"{param}.type")
+    # document, server_tool_use, web_search_tool_result, container_upload, search_result, …
+    log.debug("dropped %s block", kind[:64])
+    return None
+
+
+def _content(content: Any, param: str) -> list[ir.Block]:
+    if isinstance(content, str):
+        return [ir.TextBlock(content)]
+    out: list[ir.Block] = []
+    for i, raw in enumerate(_list(content, param)):
+        block = _block(raw, f"{param}.{i}")
+        if block is not None:
+            out.append(block)
+    return out
+
+
+def _messages(raw: Any) -> list[ir.Message]:
+    out = []
+    for i, msg in enumerate(_list(raw, "messages")):
+        p = f"messages.{i}"
+        role = _dict(msg, p).get("role")
+        if role not in ("user", "assistant"):
+            raise InvalidRequest(f"{p}.role: must be 'user' or 'assistant'", param=f"{p}.role")
+        if "content" not in msg:
+            raise InvalidRequest(f"{p}.content: required", param=f"{p}.content")
+        out.append(ir.Message(role=role, content=_content(msg["content"], f"{p}.content")))
+    return out
+
+
+def _system(raw: Any) -> list[ir.TextBlock]:
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return [ir.TextBlock(raw)] if raw else []
+    out = []
+    for i, block in enumerate(_list(raw, "system")):
+        p = f"system.{i}"
+        kind = _dict(block, p).get("type")
+        if kind == "text":
+            out.append(ir.TextBlock(_str(block, "text", f"{p}.text")))
+        else:
+            log.debug("dropped %s system block", kind if isinstance(kind, str) else "?")
+    return out
+
+
+# ---------------------------------------------------------------- tools, reasoning
+
+
+def _tools(raw: Any) -> list[ir.Tool]:
+    if raw is None:
+        return []
+    out = []
+    for i, tool in enumerate(_list(raw, "tools")):
+        p = f"tools.{i}"
+        kind = _dict(tool, p).get("type")
+        if (kind is not None and kind != "custom") or "input_schema" not in tool:
+            # a server tool (web_search_*, code_execution_*, …): only Anthropic providers run it,
+            # and they get it through the native body
+            log.info("dropped server tool of type %s", kind if isinstance(kind, str) else "?")
+            continue
+        description = tool.get("description")
+        if description is not None and not isinstance(description, str):
+            raise InvalidRequest(f"{p}.description: must be a string", param=f"{p}.description")
+        out.append(ir.Tool(name=_str(tool, "name", f"{p}.name"), description=description,
+                           input_schema=_dict(tool["input_schema"], f"{p}.input_schema")))
+    return out
+
+
+def _tool_choice(raw: Any) -> ir.ToolChoice | None:
+    if raw is None:
+        return None
+    kind = _dict(raw, "tool_choice").get("type")
+    if kind not in _TOOL_CHOICES:
+        raise InvalidRequest("tool_choice.type: must be one of auto, any, tool, none",
+                             param="tool_choice.type")
+    name = _str(raw, "name", "tool_choice.name", required=kind == "tool")
+    disable = raw.get("disable_parallel_tool_use")
+    if disable is not None and not isinstance(disable, bool):
+        raise InvalidRequest("tool_choice.disable_parallel_tool_use: must be a boolean",
+                             param="tool_choice.disable_parallel_tool_use")
+    return ir.ToolChoice(type=kind, name=name, disable_parallel=bool(disable))
+
+
+def _reasoning(thinking: Any, output_config: Any) -> ir.Reasoning | None:
+    reasoning = None
+    if thinking is not None:
+        kind = _dict(thinking, "thinking").get("type")
+        if kind == "enabled":
+            budget = _int(thinking.get("budget_tokens"), "thinking.budget_tokens")
+            reasoning = ir.Reasoning(budget_tokens=budget)
+        elif kind in ("adaptive", "between_tools"):
+            reasoning = ir.Reasoning(adaptive=True)
+        elif kind == "disabled":
+            reasoning = ir.Reasoning(enabled=False)
+        else:
+            log.debug("ignored thinking of type %s", kind if isinstance(kind, str) else "?")
+    if output_config is not None:
+        effort = _dict(output_config, "output_config").get("effort")
+        if effort is not None:
+            if not isinstance(effort, str):
+                raise InvalidRequest("output_config.effort: must be a string",
+                                     param="output_config.effort")
+            if effort in EFFORTS:
+                if reasoning is None:
+                    reasoning = ir.Reasoning()
+                reasoning.effort = effort
+            else:
+                log.debug("ignored unknown output_config.effort value")
+    return reasoning
+
+
+# ---------------------------------------------------------------- requests
+
+
+def _forward_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for key, value in headers.items():
+        low = key.lower()
+        if low in FORWARD_HEADERS:
+            out[low] = value
+    return out
+
+
+def _decode(body: Any, headers: Mapping[str, str], *, need_max_tokens: bool) -> ir.Request:
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    model = _str(body, "model", "model")
+    if not model:
+        raise InvalidRequest("model: must not be empty", param="model")
+    if "messages" not in body:
+        raise InvalidRequest("messages: required", param="messages")
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None or need_max_tokens:
+        if max_tokens is None:
+            raise InvalidRequest("max_tokens: required", param="max_tokens")
+        if _int(max_tokens, "max_tokens") < 1:
+            raise InvalidRequest("max_tokens: must be a positive integer", param="max_tokens")
+    req = ir.Request(model=model, messages=_messages(body["messages"]),
+                     system=_system(body.get("system")), tools=_tools(body.get("tools")),
+                     tool_choice=_tool_choice(body.get("tool_choice")), max_tokens=max_tokens,
+                     native_protocol="anthropic", native=body, headers=_forward_headers(headers))
+    if req.tool_choice is not None and req.tool_choice.disable_parallel:
+        req.parallel_tool_calls = False
+    stop = body.get("stop_sequences")
+    if stop is not None:
+        for i, s in enumerate(_list(stop, "stop_sequences")):
+            if not isinstance(s, str):
+                raise InvalidRequest(f"stop_sequences.{i}: must be a string",
+                                     param=f"stop_sequences.{i}")
+        req.stop = list(stop)
+    for key in ("temperature", "top_p"):
+        if body.get(key) is not None:
+            setattr(req, key, _number(body[key], key))
+    if body.get("top_k") is not None:
+        req.top_k = _int(body["top_k"], "top_k")
+    stream = body.get("stream")
+    if stream is not None:
+        if not isinstance(stream, bool):
+            raise InvalidRequest("stream: must be a boolean", param="stream")
+        req.stream = stream
+    metadata = body.get("metadata")
+    if metadata is not None:
+        req.user = _str(_dict(metadata, "metadata"), "user_id", "metadata.user_id", required=False)
+    req.reasoning = _reasoning(body.get("thinking"), body.get("output_config"))
+    return req
+
+
+def decode_request(body: dict, headers: Mapping[str, str]) -> ir.Request:
+    """A `POST /v1/messages` body → IR. Raises `InvalidRequest` naming the field."""
+    return _decode(body, headers, need_max_tokens=True)
+
+
+def decode_count_tokens(body: dict, headers: Mapping[str, str]) -> ir.Request:
+    """A `POST /v1/messages/count_tokens` body → IR (`max_tokens` not required)."""
+    return _decode(body, headers, need_max_tokens=False)
+
+
+# ---------------------------------------------------------------- responses
+
+
+def message_id(raw: str) -> str:
+    return raw if raw.startswith("msg_") else "msg_" + raw
+
+
+def usage_dict(usage: ir.Usage) -> dict[str, int]:
+    return {"input_tokens": usage.input_tokens,
+            "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+            "cache_read_input_tokens": usage.cache_read_input_tokens,
+            "output_tokens": usage.output_tokens}
+
+
+def _out_block(block: ir.Block) -> dict | None:
+    match block:
+        case ir.TextBlock(text=text):
+            return {"type": "text", "text": text}
+        case ir.ThinkingBlock(redacted=True, data=data):
+            return {"type": "redacted_thinking", "data": data or ""}
+        case ir.ThinkingBlock(thinking=thinking, signature=signature):
+            return {"type": "thinking", "thinking": thinking, "signature": signature or ""}
+        case ir.ToolUseBlock(id=id_, name=name, input=input_):
+            return {"type": "tool_use", "id": id_, "name": name, "input": input_}
+    log.debug("dropped %s block from a response", block.type)
+    return None
+
+
+def encode_response(resp: ir.Response, display_model: str) -> dict:
+    content = []
+    for block in resp.content:
+        out = _out_block(block)
+        if out is not None:
+            content.append(out)
+    return {"id": message_id(resp.id), "type": "message", "role": "assistant",
+            "model": display_model, "content": content, "stop_reason": resp.stop_reason,
+            "stop_sequence": resp.stop_sequence, "usage": usage_dict(resp.usage)}
+
+
+def error_body(err: GatewayError) -> bytes:
+    return orjson.dumps({"type": "error", "error": {"type": err.kind, "message": str(err)}})

@@ -1,0 +1,102 @@
+"""IR stream events → Anthropic Messages SSE bytes, frame for frame as the real API sends them.
+
+The encoder trusts the IR stream to be well-formed (see `ferryllm.ir`) and keeps no `sent_*`
+flags. Hot path: every frame prefix that does not depend on the stream is a class constant; a
+block's delta prefix (which carries its index) is built once when the block starts, so a text
+delta costs a few byte concatenations and one `orjson.dumps(str)` — no dict per delta.
+"""
+from __future__ import annotations
+
+import orjson
+
+from .. import ir
+from ..errors import GatewayError
+from ..sse import ANTHROPIC_PING
+from .anthropic import error_body, message_id, usage_dict
+
+_BLOCK_START = (b'event: content_block_start\ndata: {"type":"content_block_start","index":')
+_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+_BLOCK_STOP = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":'
+
+_TEXT_START = b',"content_block":{"type":"text","text":""}}\n\n'
+_THINKING_START = b',"content_block":{"type":"thinking","thinking":"","signature":""}}\n\n'
+_TEXT_MID = b',"delta":{"type":"text_delta","text":'
+_THINKING_MID = b',"delta":{"type":"thinking_delta","thinking":'
+_SIGNATURE_MID = b',"delta":{"type":"signature_delta","signature":'
+_JSON_MID = b',"delta":{"type":"input_json_delta","partial_json":'
+_DELTA_END = b"}}\n\n"
+_STOP_END = b"}\n\n"
+
+
+class StreamEncoder:
+    PING = ANTHROPIC_PING
+    MESSAGE_START = b"event: message_start\ndata: "
+    MESSAGE_DELTA = b"event: message_delta\ndata: "
+    MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    ERROR = b"event: error\ndata: "
+
+    __slots__ = ("display_model", "_index", "_prefix")
+
+    def __init__(self, display_model: str) -> None:
+        self.display_model = display_model
+        self._index = -1  # the open block's index and its delta prefix
+        self._prefix = b""
+
+    def _open(self, index: int) -> bytes:
+        idx = b"%d" % index
+        self._index, self._prefix = index, _DELTA + idx
+        return idx
+
+    def _delta_prefix(self, index: int) -> bytes:
+        return self._prefix if index == self._index else _DELTA + b"%d" % index
+
+    def encode(self, events: list[ir.StreamEvent]) -> bytes:
+        out: list[bytes] = []
+        add = out.append
+        for ev in events:
+            match ev:
+                case ir.TextDelta(index=index, text=text):
+                    add(self._delta_prefix(index) + _TEXT_MID + orjson.dumps(text) + _DELTA_END)
+                case ir.ToolArgsDelta(index=index, partial_json=part):
+                    add(self._delta_prefix(index) + _JSON_MID + orjson.dumps(part) + _DELTA_END)
+                case ir.ThinkingDelta(index=index, thinking=thinking):
+                    add(self._delta_prefix(index) + _THINKING_MID + orjson.dumps(thinking)
+                        + _DELTA_END)
+                case ir.SignatureDelta(index=index, signature=signature):
+                    add(self._delta_prefix(index) + _SIGNATURE_MID + orjson.dumps(signature)
+                        + _DELTA_END)
+                case ir.TextStart(index=index):
+                    add(_BLOCK_START + self._open(index) + _TEXT_START)
+                case ir.ThinkingStart(index=index, redacted_data=None):
+                    add(_BLOCK_START + self._open(index) + _THINKING_START)
+                case ir.ThinkingStart(index=index, redacted_data=data):
+                    block = orjson.dumps({"type": "redacted_thinking", "data": data})
+                    add(_BLOCK_START + self._open(index) + b',"content_block":' + block
+                        + _STOP_END)
+                case ir.ToolUseStart(index=index, id=id_, name=name):
+                    block = orjson.dumps({"type": "tool_use", "id": id_, "name": name,
+                                          "input": {}})
+                    add(_BLOCK_START + self._open(index) + b',"content_block":' + block
+                        + _STOP_END)
+                case ir.BlockStop(index=index):
+                    add(_BLOCK_STOP + b"%d" % index + _STOP_END)
+                case ir.MessageStart():
+                    add(self._message_start(ev))
+                case ir.MessageDelta(stop_reason=reason, stop_sequence=seq, usage=usage):
+                    add(self.MESSAGE_DELTA + orjson.dumps({
+                        "type": "message_delta",
+                        "delta": {"stop_reason": reason, "stop_sequence": seq},
+                        "usage": usage_dict(usage)}) + b"\n\n")
+                case ir.MessageStop():
+                    add(self.MESSAGE_STOP)
+        return b"".join(out)
+
+    def _message_start(self, ev: ir.MessageStart) -> bytes:
+        message = {"id": message_id(ev.id), "type": "message", "role": "assistant",
+                   "model": self.display_model, "content": [], "stop_reason": None,
+                   "stop_sequence": None, "usage": usage_dict(ev.usage)}
+        return (self.MESSAGE_START + orjson.dumps({"type": "message_start", "message": message})
+                + b"\n\n" + ANTHROPIC_PING)
+
+    def error(self, err: GatewayError) -> bytes:
+        return self.ERROR + error_body(err) + b"\n\n"
