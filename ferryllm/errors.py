@@ -10,6 +10,7 @@ class GatewayError(Exception):
     code: str | None = None
     param: str | None = None
     retryable = False  # a relay may try again (or fall back) when nothing reached the client
+    committed = False  # raised after content reached the client: only an in-band error is left
 
     def __init__(self, message: str, *, status: int | None = None,
                  retry_after: float | None = None, param: str | None = None,

@@ -1,0 +1,122 @@
+"""The `--demo` provider: a small OpenAI-compatible Chat Completions server on loopback.
+
+It answers with a short text that names the model and echoes the size of the prompt (never the
+prompt itself), streams it as real providers do (role chunk, content chunks, finish chunk, usage
+chunk, `[DONE]`), and calls the first tool offered when the last user message mentions "tool",
+so a tool round trip can be tried without a key or a network."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import orjson
+from aiohttp import web
+
+from .config import Config, ProviderConfig, RouteConfig, ServerConfig
+
+DEMO_MODEL = "ferryllm-demo"
+
+
+def demo_config(listen: str, upstream_port: int) -> Config:
+    return Config(
+        server=ServerConfig(listen=listen),
+        providers=(ProviderConfig(name="demo", type="openai",
+                                  base_url=f"http://127.0.0.1:{upstream_port}", api_key="demo"),),
+        routes=(RouteConfig(match="*", provider="demo", rewrite_model=DEMO_MODEL),),
+        source="<demo>",
+    )
+
+
+def _last_user(messages: list) -> tuple[str, bool]:
+    """(text of the last message, whether it is a tool result)."""
+    if not messages:
+        return "", False
+    last = messages[-1]
+    if last.get("role") == "tool":
+        content = last.get("content")
+        return content if isinstance(content, str) else orjson.dumps(content).decode(), True
+    content = last.get("content")
+    if isinstance(content, list):
+        content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else "", False
+
+
+def _tool_args(tool: dict) -> str:
+    params = (tool.get("function") or {}).get("parameters") or {}
+    props = params.get("properties") or {}
+    args = {name: "demo" for name in params.get("required", []) if
+            (props.get(name) or {}).get("type", "string") == "string"}
+    return orjson.dumps(args).decode()
+
+
+def _plan(body: dict) -> tuple[str, dict | None]:
+    text, is_tool_result = _last_user(body.get("messages") or [])
+    tools = body.get("tools") or []
+    if tools and not is_tool_result and "tool" in text.lower():
+        fn = tools[0].get("function") or {}
+        return "Let me call a tool.", {"id": "call_" + uuid.uuid4().hex[:24],
+                                       "name": fn.get("name", "tool"), "arguments": _tool_args(tools[0])}
+    if is_tool_result:
+        return f"The tool returned {len(text)} characters. Done.", None
+    return (f"Hello from the ferryllm demo provider ({body.get('model')}). "
+            f"Your last message had {len(text)} characters."), None
+
+
+def _usage(body: dict, completion: int) -> dict:
+    prompt = max(1, len(orjson.dumps(body.get("messages") or [])) // 4)
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion, "prompt_tokens_details": {"cached_tokens": 0}}
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        return web.json_response({"error": {"message": "invalid JSON", "type": "invalid_request_error"}},
+                                 status=400)
+    text, call = _plan(body)
+    words = text.split(" ")
+    completion = len(words) + (8 if call else 0)
+    cid, created, model = "chatcmpl-" + uuid.uuid4().hex[:24], int(time.time()), body.get("model")
+    finish = "tool_calls" if call else "stop"
+    if not body.get("stream"):
+        message: dict = {"role": "assistant", "content": text}
+        if call:
+            message["tool_calls"] = [{"id": call["id"], "type": "function",
+                                      "function": {"name": call["name"], "arguments": call["arguments"]}}]
+        return web.Response(body=orjson.dumps({
+            "id": cid, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": _usage(body, completion)}), content_type="application/json")
+
+    resp = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
+    await resp.prepare(request)
+
+    def chunk(delta: dict, finish_reason: str | None = None) -> bytes:
+        return b"data: " + orjson.dumps({
+            "id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}) + b"\n\n"
+
+    await resp.write(chunk({"role": "assistant", "content": ""}))
+    for i, word in enumerate(words):
+        await resp.write(chunk({"content": word if i == 0 else " " + word}))
+    if call:
+        await resp.write(chunk({"tool_calls": [{"index": 0, "id": call["id"], "type": "function",
+                                                "function": {"name": call["name"], "arguments": ""}}]}))
+        args = call["arguments"]
+        for i in range(0, len(args), 8):
+            await resp.write(chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[i:i + 8]}}]}))
+    await resp.write(chunk({}, finish))
+    usage = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+             "choices": [], "usage": _usage(body, completion)}
+    await resp.write(b"data: " + orjson.dumps(usage) + b"\n\ndata: [DONE]\n\n")
+    await resp.write_eof()
+    return resp
+
+
+def build_mock_app() -> web.Application:
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_get("/v1/models", lambda r: web.json_response(
+        {"object": "list", "data": [{"id": DEMO_MODEL, "object": "model", "owned_by": "ferryllm"}]}))
+    return app

@@ -1,0 +1,407 @@
+"""One request, end to end: route → policy → adapter → provider, with retries, fallback, the
+circuit breaker, the stream pump, keep-alive pings and timeouts.
+
+Retries and fallback are free until the first semantic byte reaches the client (`committed`).
+Keep-alive pings may already have opened the response (`prepared`): they carry no content, so a
+retry is still allowed after them, but from then on an error can only be sent in-band.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from . import policy
+from .accesslog import AccessRecord
+from .config import Config, ProviderConfig
+from .errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamProtocolError
+from .ir import MessageStop, Request, Usage
+from .router import Route
+from .transport import Transport, read_limited, stream_error
+
+log = logging.getLogger("ferryllm.relay")
+
+SSE_HEADERS = {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    "x-accel-buffering": "no",
+    "connection": "keep-alive",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EntryCodec:
+    """What the relay needs from an entry protocol."""
+
+    name: str  # "anthropic" | "openai"
+    encode_response: Callable[..., dict]
+    error_body: Callable[[GatewayError], bytes]
+    stream_encoder: Callable[[Request, str], Any]  # (request, display_model) -> StreamEncoder
+    ping: bytes
+
+
+class ClientStream:
+    """The client's SSE response: opened lazily, stamped on every write for the keep-alive ticker."""
+
+    __slots__ = ("request", "response", "ping_frame", "committed", "last_write", "loop")
+
+    def __init__(self, request: web.Request, headers: dict[str, str], ping: bytes) -> None:
+        self.request = request
+        self.response = web.StreamResponse(status=200, headers=headers)
+        self.ping_frame = ping
+        self.committed = False
+        self.loop = asyncio.get_running_loop()
+        self.last_write = self.loop.time()
+
+    @property
+    def prepared(self) -> bool:
+        return self.response.prepared
+
+    async def write(self, data: bytes) -> None:
+        if not self.response.prepared:
+            await self.response.prepare(self.request)
+        self.last_write = self.loop.time()
+        await self.response.write(data)
+
+    async def ping(self) -> None:
+        try:
+            await self.write(self.ping_frame)
+        except (ConnectionError, RuntimeError):
+            pass  # the client is gone; the pump notices on its own write
+
+
+class KeepAlive:
+    """One ticker for all open streams: a stream silent for `interval` seconds gets a ping (an
+    Anthropic `ping` event or an SSE comment), from before the provider's first byte on."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.streams: set[ClientStream] = set()
+        self._task: asyncio.Task | None = None
+        self._pings: set[asyncio.Task] = set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick = max(0.01, self.interval / 4)
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            for stream in self.streams:
+                if now - stream.last_write >= self.interval:
+                    stream.last_write = now
+                    task = loop.create_task(stream.ping())
+                    self._pings.add(task)
+                    task.add_done_callback(self._pings.discard)
+
+
+class ModelRewriter:
+    """Same-protocol pass-through: replace the backend model with the display model in the
+    provider's bytes. Works on whole lines (the model field never spans lines); the unfinished
+    tail waits for the next read."""
+
+    __slots__ = ("_old", "_new", "_tail")
+
+    def __init__(self, backend: str, display: str) -> None:
+        b, d = orjson.dumps(backend), orjson.dumps(display)
+        self._old = (b'"model":' + b, b'"model": ' + b)
+        self._new = (b'"model":' + d, b'"model": ' + d)
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._tail + chunk if self._tail else chunk
+        cut = data.rfind(b"\n") + 1
+        self._tail = data[cut:]
+        out = data[:cut]
+        for old, new in zip(self._old, self._new):
+            out = out.replace(old, new)
+        return out
+
+    def close(self) -> bytes:
+        tail, self._tail = self._tail, b""
+        return tail
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one request, for the access log and metrics."""
+
+    provider: str | None = None
+    backend_model: str | None = None
+    retries: int = 0
+    fallback: str | None = None
+    ttft: float | None = None
+    usage: Usage | None = None
+    error_kind: str | None = None
+
+
+class Relay:
+    def __init__(self, config: Config, adapters: dict[str, Any], transport: Transport,
+                 breakers: Any, backoff: Any, metrics: Any, keepalive: KeepAlive) -> None:
+        self.config = config
+        self.adapters = adapters
+        self.transport = transport
+        self.breakers = breakers
+        self.backoff = backoff
+        self.metrics = metrics
+        self.keepalive = keepalive
+        server = config.server
+        self._json_timeouts: dict[str, aiohttp.ClientTimeout] = {}
+        self._stream_timeouts: dict[str, aiohttp.ClientTimeout] = {}
+        for p in config.providers:
+            total = p.timeout_secs or server.request_timeout_secs
+            self._json_timeouts[p.name] = aiohttp.ClientTimeout(total=total)
+            self._stream_timeouts[p.name] = aiohttp.ClientTimeout(
+                total=None, connect=total, sock_read=server.idle_timeout)
+        self._attempts = 1 + max(0, server.retry_attempts)
+
+    # ------------------------------------------------------------------ plan
+
+    def _plan(self, route: Route) -> list[ProviderConfig]:
+        return [route.provider, *route.fallbacks]
+
+    def _prepare_request(self, req: Request, route: Route, provider: ProviderConfig) -> Request:
+        return policy.apply(replace(req, model=route.backend_model), self.config, provider)
+
+    async def _attempts_for(self, req: Request, route: Route, outcome: Outcome, attempt_fn):
+        """Run `attempt_fn(provider, adapter, request)` over the plan with retries and fallback.
+        `attempt_fn` raises a GatewayError; `.retryable` ones are retried/fallen back while
+        `outcome`-level state allows it (the caller raises `_Committed` to stop)."""
+        last_err: GatewayError | None = None
+        plan = self._plan(route)
+        for position, provider in enumerate(plan):
+            breaker = self.breakers.get(provider.name)
+            adapter = self.adapters[provider.name]
+            prepared = self._prepare_request(req, route, provider)
+            if position:
+                outcome.fallback = provider.name
+                self.metrics.fallback(plan[position - 1].name, provider.name)
+            for attempt in range(self._attempts):
+                now = time.monotonic()
+                if breaker is not None and not breaker.allow(now):
+                    last_err = last_err or ServiceUnavailable(
+                        f"provider '{provider.name}' is unavailable (circuit open)")
+                    self.metrics.circuit(provider.name, breaker.state)
+                    break
+                if attempt:
+                    outcome.retries += 1
+                    self.metrics.retry(provider.name)
+                outcome.provider, outcome.backend_model = provider.name, prepared.model
+                try:
+                    result = await attempt_fn(provider, adapter, prepared)
+                except GatewayError as err:
+                    self._record_failure(breaker, provider, err)
+                    last_err = err
+                    if not err.retryable or getattr(err, "committed", False):
+                        raise
+                    if attempt + 1 < self._attempts:
+                        await asyncio.sleep(self.backoff.delay(attempt, random.random(),
+                                                               err.retry_after))
+                    continue
+                except BaseException:
+                    if breaker is not None:
+                        breaker.release_probe()
+                    raise
+                if breaker is not None:
+                    breaker.success()
+                    self.metrics.circuit(provider.name, breaker.state)
+                return result
+        assert last_err is not None
+        raise last_err
+
+    def _record_failure(self, breaker, provider: ProviderConfig, err: GatewayError) -> None:
+        self.metrics.upstream_error(provider.name, error_kind(err))
+        if breaker is None:
+            return
+        if err.retryable or isinstance(err, UpstreamProtocolError):
+            breaker.failure(time.monotonic())
+        else:
+            breaker.release_probe()  # a client error says nothing about the provider's health
+        self.metrics.circuit(provider.name, breaker.state)
+
+    # ------------------------------------------------------------------ JSON
+
+    async def json(self, req: Request, route: Route, codec: EntryCodec, outcome: Outcome,
+                   created: int) -> bytes:
+        async def attempt(provider: ProviderConfig, adapter, prepared: Request) -> bytes:
+            resp = await self.transport.post(
+                provider, adapter.url, adapter.headers(prepared), adapter.encode_request(prepared),
+                timeout=self._json_timeouts[provider.name])
+            if resp.status != 200:
+                raw = await read_limited(resp)
+                raise adapter.decode_error(resp.status, raw, resp.headers)
+            try:
+                raw = await resp.read()
+            except Exception as exc:  # noqa: BLE001 - mapped to a GatewayError
+                raise stream_error(provider, exc) from None
+            finally:
+                resp.release()
+            ir_resp = adapter.decode_response(raw, prepared)
+            outcome.usage = ir_resp.usage
+            if prepared.native_protocol == adapter.protocol == codec.name:
+                body = orjson.loads(raw)
+                body["model"] = route.display_model
+                return orjson.dumps(body)
+            return orjson.dumps(codec.encode_response(ir_resp, route.display_model,
+                                                      **_created(codec, created)))
+
+        return await self._attempts_for(req, route, outcome, attempt)
+
+    # ------------------------------------------------------------------ streaming
+
+    async def stream(self, request: web.Request, req: Request, route: Route, codec: EntryCodec,
+                     outcome: Outcome, headers: dict[str, str], started: float) -> web.StreamResponse:
+        client = ClientStream(request, headers, codec.ping)
+        self.keepalive.streams.add(client)
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                await self._attempts_for(
+                    req, route, outcome,
+                    lambda p, a, r: self._pump(client, p, a, r, route, codec, outcome, started, loop))
+            except GatewayError as err:
+                outcome.error_kind = error_kind(err)
+                if not client.prepared:
+                    raise  # nothing sent yet: a normal HTTP error
+                await _write_quietly(client, codec.stream_encoder(req, route.display_model).error(err))
+        finally:
+            self.keepalive.streams.discard(client)
+        return client.response
+
+    async def _pump(self, client: ClientStream, provider: ProviderConfig, adapter,
+                    prepared: Request, route: Route, codec: EntryCodec, outcome: Outcome,
+                    started: float, loop) -> None:
+        resp = await self.transport.post(
+            provider, adapter.url, adapter.headers(prepared), adapter.encode_request(prepared),
+            timeout=self._stream_timeouts[provider.name],
+            headers_deadline=provider.timeout_secs or self.config.server.request_timeout_secs)
+        if resp.status != 200:
+            raw = await read_limited(resp)
+            raise adapter.decode_error(resp.status, raw, resp.headers)
+        decoder = adapter.stream_decoder(prepared)
+        passthrough = prepared.native_protocol == adapter.protocol == codec.name
+        if passthrough:
+            rewriter = (ModelRewriter(prepared.model, route.display_model)
+                        if prepared.model != route.display_model else None)
+        else:
+            encoder = codec.stream_encoder(prepared, route.display_model)
+        write = client.write
+        try:
+            async for chunk in resp.content.iter_any():
+                try:
+                    events = decoder.feed(chunk)
+                except GatewayError as err:
+                    if passthrough and client.committed and isinstance(err, UpstreamError):
+                        await write(rewriter.feed(chunk) if rewriter else chunk)  # relay it as is
+                        err = _already_sent(err)
+                    raise _mark(err, client)
+                if passthrough:
+                    out = rewriter.feed(chunk) if rewriter else chunk
+                elif events:
+                    out = encoder.encode(events)
+                else:
+                    continue
+                if not out:
+                    continue
+                if not client.committed:
+                    client.committed = True
+                    outcome.ttft = loop.time() - started
+                await write(out)
+                if events and events[-1].__class__ is MessageStop:
+                    outcome.usage = events[-2].usage
+            tail = decoder.close()
+            if passthrough:
+                rest = rewriter.close() if rewriter else b""
+                if rest:
+                    await write(rest)
+            elif tail:
+                if not client.committed:
+                    client.committed = True
+                    outcome.ttft = loop.time() - started
+                await write(encoder.encode(tail))
+            if tail and tail[-1].__class__ is MessageStop:
+                outcome.usage = tail[-2].usage
+        except GatewayError as err:
+            raise _mark(err, client)
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            raise  # the client went away: nothing to send
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise _mark(stream_error(provider, exc), client) from None
+        finally:
+            resp.close()
+
+
+def _created(codec: EntryCodec, created: int) -> dict:
+    return {"created": created} if codec.name == "openai" else {}
+
+
+def _mark(err: GatewayError, client: ClientStream) -> GatewayError:
+    """Once content reached the client, an error can no longer be retried or fallen back."""
+    if client.committed:
+        err.committed = True
+    return err
+
+
+class _AlreadySent(GatewayError):
+    """A pass-through provider error event that was relayed to the client byte for byte."""
+
+
+def _already_sent(err: GatewayError) -> GatewayError:
+    out = _AlreadySent(err.message, status=err.status)
+    out.kind = err.kind
+    out.relayed = True
+    return out
+
+
+async def _write_quietly(client: ClientStream, data: bytes) -> None:
+    try:
+        await client.write(data)
+    except (ConnectionError, RuntimeError):
+        pass
+
+
+def error_kind(err: GatewayError) -> str:
+    """A fixed-set label for metrics: connect, timeout, status_4xx, status_429, status_5xx,
+    protocol, stream."""
+    from .errors import UpstreamConnectError, UpstreamTimeout
+    if isinstance(err, UpstreamConnectError):
+        return "connect"
+    if isinstance(err, UpstreamTimeout):
+        return "timeout"
+    if isinstance(err, UpstreamProtocolError):
+        return "protocol"
+    if err.status == 429:
+        return "status_429"
+    if 400 <= err.status < 500:
+        return "status_4xx"
+    return "status_5xx"
+
+
+def access_record(request_id: str, entry: str, display_model: str, stream: bool, status: int,
+                  outcome: Outcome, duration: float) -> AccessRecord:
+    usage = outcome.usage or Usage()
+    return AccessRecord(
+        request_id=request_id, entry=entry, display_model=display_model,
+        backend_model=outcome.backend_model, provider=outcome.provider, stream=stream,
+        status=status, ttft_ms=None if outcome.ttft is None else outcome.ttft * 1000,
+        duration_ms=duration * 1000, input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens, cache_read_tokens=usage.cache_read_input_tokens,
+        cache_write_tokens=usage.cache_creation_input_tokens, retries=outcome.retries,
+        fallback=outcome.fallback, error_kind=outcome.error_kind)

@@ -1,0 +1,406 @@
+"""The aiohttp application: routes, admission (auth, rate limits, concurrency permits), error
+rendering per entry, access log and metrics; `run()` and `run_demo()` for the CLI."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import signal
+import sys
+import time
+import uuid
+from typing import Any, Callable
+
+import orjson
+from aiohttp import web
+
+from . import __version__
+from .accesslog import AccessLog, setup_logging
+from .adapters.anthropic import AnthropicAdapter
+from .adapters.openai import OpenAIAdapter
+from .auth import ClientAuth
+from .config import Config
+from .entry import anthropic as anthropic_entry
+from .entry import openai as openai_entry
+from .entry.anthropic_sse import StreamEncoder as AnthropicStreamEncoder
+from .entry.openai_sse import StreamEncoder as OpenAIStreamEncoder
+from .errors import (GatewayError, InvalidRequest, RateLimited, RequestTooLarge,
+                     ServiceUnavailable)
+from .limits import Backoff, Breakers, KeyedBuckets, KeyedPermits, Permits, TokenBucket
+from .metrics import Metrics
+from .relay import SSE_HEADERS, EntryCodec, KeepAlive, Outcome, Relay, access_record
+from .router import Router
+from .tokens import count_tokens
+from .transport import Transport, read_limited
+
+log = logging.getLogger("ferryllm.server")
+
+ADAPTERS = {"openai": OpenAIAdapter, "anthropic": AnthropicAdapter}
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+ANTHROPIC = EntryCodec(
+    name="anthropic", encode_response=anthropic_entry.encode_response,
+    error_body=anthropic_entry.error_body,
+    stream_encoder=lambda req, model: AnthropicStreamEncoder(model),
+    ping=AnthropicStreamEncoder.PING)
+OPENAI = EntryCodec(
+    name="openai", encode_response=openai_entry.encode_response,
+    error_body=openai_entry.error_body,
+    stream_encoder=lambda req, model: OpenAIStreamEncoder(
+        model, req.include_usage, created=int(time.time())),
+    ping=OpenAIStreamEncoder.PING)
+
+
+class Admission:
+    """Auth, then rate limits (global, per key), then concurrency permits (global, per key).
+    A ticket's permits are held until the response or the stream has ended."""
+
+    def __init__(self, config: Config) -> None:
+        server, auth = config.server, config.auth
+        self.auth = ClientAuth(auth)
+        self.bucket = TokenBucket(server.rate_limit_per_minute) if server.rate_limit_per_minute else None
+        self.key_buckets = (KeyedBuckets(auth.per_key_rate_limit_per_minute)
+                            if auth.per_key_rate_limit_per_minute else None)
+        self.permits = Permits(server.max_concurrent_requests)
+        self.key_permits = KeyedPermits(auth.per_key_max_concurrent_requests)
+
+    def admit(self, headers) -> Callable[[], None]:
+        key = self.auth.authenticate(headers) if self.auth.enabled else "anonymous"
+        now = time.monotonic()
+        if self.bucket is not None:
+            wait = self.bucket.try_take(now)
+            if wait is not None:
+                raise RateLimited("rate limit exceeded", retry_after=max(1, math.ceil(wait)))
+        if self.key_buckets is not None:
+            wait = self.key_buckets.try_take(key, now)
+            if wait is not None:
+                raise RateLimited("rate limit exceeded for this API key",
+                                  retry_after=max(1, math.ceil(wait)))
+        if not self.permits.try_acquire():
+            raise RateLimited("too many concurrent requests", retry_after=1)
+        if not self.key_permits.try_acquire(key):
+            self.permits.release()
+            raise RateLimited("too many concurrent requests for this API key", retry_after=1)
+
+        def release() -> None:
+            self.permits.release()
+            self.key_permits.release(key)
+        return release
+
+
+class Gateway:
+    """Everything one app needs, built once at start-up."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.router = Router(config)
+        self.adapters = {p.name: ADAPTERS[p.type](p) for p in config.providers}
+        self.transport = Transport(config.providers)
+        self.metrics = Metrics(provider_names=[p.name for p in config.providers])
+        self.breakers = Breakers(config)
+        self.admission = Admission(config)
+        self.keepalive = KeepAlive(config.server.keepalive_interval_secs)
+        self.access = AccessLog(config.logging.format)
+        self.relay = Relay(config, self.adapters, self.transport, self.breakers,
+                           Backoff(config.server.retry_backoff_ms, config.server.retry_backoff_max_ms),
+                           self.metrics, self.keepalive)
+        self.body_limit = int(config.server.body_limit_mb * 1024 * 1024)
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    return given if _REQUEST_ID.match(given) else "req_" + uuid.uuid4().hex
+
+
+def _error_response(codec: EntryCodec, err: GatewayError, request_id: str) -> web.Response:
+    headers = {"request-id": request_id, "x-request-id": request_id}
+    if err.retry_after is not None:
+        headers["retry-after"] = str(max(0, math.ceil(err.retry_after)))
+    return web.Response(status=err.status, body=codec.error_body(err),
+                        content_type="application/json", headers=headers)
+
+
+async def _read_json(request: web.Request, limit: int) -> dict:
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestTooLarge(f"request body is larger than the {limit} byte limit")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise RequestTooLarge(f"request body is larger than the {limit} byte limit") from None
+    if not raw:
+        raise InvalidRequest("request body is empty; expected a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON ({exc.msg} at position {exc.pos})") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return body
+
+
+async def _chat(request: web.Request, codec: EntryCodec, decode) -> web.StreamResponse:
+    gw = request.app[GATEWAY]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    request_id = _request_id(request)
+    outcome = Outcome()
+    display_model, stream, status = "", False, 500
+    gw.metrics.request_started(codec.name)
+    release = None
+    try:
+        release = gw.admission.admit(request.headers)
+        body = await _read_json(request, gw.body_limit)
+        req = decode(body, request.headers)
+        display_model, stream = req.model, req.stream
+        route = gw.router.resolve(req.model)
+        if stream:
+            headers = dict(SSE_HEADERS, **{"request-id": request_id, "x-request-id": request_id})
+            resp = await gw.relay.stream(request, req, route, codec, outcome, headers, started)
+        else:
+            out = await gw.relay.json(req, route, codec, outcome, int(time.time()))
+            resp = web.Response(body=out, content_type="application/json",
+                                headers={"request-id": request_id, "x-request-id": request_id})
+        status = resp.status
+        return resp
+    except GatewayError as err:
+        outcome.error_kind = outcome.error_kind or err.kind
+        status = err.status
+        if err.status >= 500:
+            log.warning("request %s failed: %s", request_id, err.message)
+        return _error_response(codec, err, request_id)
+    finally:
+        if release is not None:
+            release()
+        duration = loop.time() - started
+        gw.metrics.request_finished(codec.name, outcome.provider, status, duration, outcome.ttft)
+        if outcome.usage is not None and outcome.provider:
+            gw.metrics.tokens(outcome.provider, outcome.usage)
+        gw.access.write(access_record(request_id, codec.name, display_model, stream, status,
+                                      outcome, duration))
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    return await _chat(request, ANTHROPIC, anthropic_entry.decode_request)
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _chat(request, OPENAI, openai_entry.decode_request)
+
+
+async def messages_count_tokens(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    request_id = _request_id(request)
+    release = None
+    try:
+        release = gw.admission.admit(request.headers)
+        body = await _read_json(request, gw.body_limit)
+        req = anthropic_entry.decode_count_tokens(body, request.headers)
+        route = gw.router.resolve(req.model)
+        adapter = gw.adapters[route.provider.name]
+        if adapter.protocol == "anthropic":
+            forwarded = dict(body, model=route.backend_model)
+            headers = adapter.headers(req)
+            resp = await gw.transport.post(route.provider, adapter.count_tokens_url, headers,
+                                           orjson.dumps(forwarded),
+                                           timeout=gw.relay._json_timeouts[route.provider.name])
+            raw = await read_limited(resp, gw.body_limit)
+            if resp.status != 200:
+                raise adapter.decode_error(resp.status, raw, resp.headers)
+            return web.Response(body=raw, content_type="application/json",
+                                headers={"request-id": request_id})
+        return web.Response(body=orjson.dumps({"input_tokens": count_tokens(req)}),
+                            content_type="application/json", headers={"request-id": request_id})
+    except GatewayError as err:
+        return _error_response(ANTHROPIC, err, request_id)
+    finally:
+        if release is not None:
+            release()
+
+
+async def models(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    data = []
+    for pattern, match_type, provider, backend in gw.router.models():
+        data.append({"id": pattern, "object": "model", "type": "model", "created": 0,
+                     "created_at": "1970-01-01T00:00:00Z", "display_name": pattern,
+                     "owned_by": provider, "match_type": match_type, "backend_model": backend})
+    return web.json_response({"object": "list", "data": data, "has_more": False,
+                              "first_id": data[0]["id"] if data else None,
+                              "last_id": data[-1]["id"] if data else None},
+                             dumps=lambda o: orjson.dumps(o).decode())
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    now = time.monotonic()
+    if any(not b.is_open(now) for b in (gw.breakers.get(p.name) for p in gw.config.providers)
+           if b is not None) or not gw.breakers.enabled:
+        return web.Response(text="ready")
+    return web.Response(status=503, text="not ready: every provider's circuit is open")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    if not gw.config.metrics.enabled:
+        raise web.HTTPNotFound()
+    body, content_type = gw.metrics.render()
+    return web.Response(body=body, headers={"content-type": content_type})
+
+
+async def root(request: web.Request) -> web.Response:
+    return web.json_response({"name": "ferryllm", "version": __version__})
+
+
+async def not_found(request: web.Request) -> web.Response:
+    codec = ANTHROPIC if request.path.startswith("/v1/messages") else OPENAI
+    from .errors import NotFound
+    return _error_response(codec, NotFound(f"no route for {request.method} {request.path[:200]}"),
+                           _request_id(request))
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPMethodNotAllowed:
+        codec = ANTHROPIC if request.path.startswith("/v1/messages") else OPENAI
+        from .errors import GatewayError as _G
+        err = _G(f"method {request.method} not allowed on {request.path[:200]}", status=405)
+        err.kind = "invalid_request_error"
+        return _error_response(codec, err, _request_id(request))
+    except web.HTTPNotFound:
+        return await not_found(request)
+
+
+def build_app(config: Config) -> web.Application:
+    gw = Gateway(config)
+    app = web.Application(client_max_size=gw.body_limit, middlewares=[errors_middleware])
+    app[GATEWAY] = gw
+    r = app.router
+    r.add_post("/v1/messages", messages)
+    r.add_post("/v1/messages/count_tokens", messages_count_tokens)
+    r.add_post("/v1/chat/completions", chat_completions)
+    r.add_get("/v1/models", models)
+    r.add_get("/health", health)
+    r.add_get("/healthz", health)
+    r.add_get("/readyz", readyz)
+    r.add_get("/metrics", metrics)
+    r.add_get("/", root)  # HEAD / too (Claude Code's first probe)
+
+    async def on_startup(app: web.Application) -> None:
+        gw.keepalive.start()
+
+    async def on_cleanup(app: web.Application) -> None:
+        await gw.keepalive.stop()
+        await gw.transport.close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+def make_runner(app: web.Application, config: Config) -> web.AppRunner:
+    return web.AppRunner(
+        app, handle_signals=False, access_log=None, handler_cancellation=True,
+        shutdown_timeout=config.server.shutdown_grace_secs,
+        max_line_size=config.server.max_header_size, max_field_size=config.server.max_header_size)
+
+
+async def serve_forever(config: Config, *, reuse_port: bool = False,
+                        on_ready: Callable[[Any], None] | None = None,
+                        extra_apps: list | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then stop accepting, drain for up to `shutdown_grace_secs`."""
+    runner = make_runner(build_app(config), config)
+    await runner.setup()
+    host, port = config.server.host_port
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=2048)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("ferryllm %s listening on %s", __version__, config.server.listen)
+    if on_ready:
+        on_ready(runner)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down: draining in-flight requests for up to %ss",
+                 config.server.shutdown_grace_secs)
+        await runner.cleanup()
+        for extra in extra_apps or ():
+            await extra.cleanup()
+
+
+def _event_loop_factory():
+    try:
+        import uvloop
+        return uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        return None
+
+
+def _secrets(config: Config) -> list[str]:
+    return [p.api_key for p in config.providers if p.api_key] + list(config.auth.keys)
+
+
+def run(config: Config, *, workers: int = 1) -> int:
+    setup_logging(config.logging.level, config.logging.format, secrets=_secrets(config))
+    if workers > 1:
+        from .workers import supervise
+        return supervise(config, workers)
+    try:
+        asyncio.run(serve_forever(config), loop_factory=_event_loop_factory())
+    except OSError as exc:
+        print(f"error: cannot listen on {config.server.listen}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_demo(listen: str | None = None) -> int:
+    """Gateway + built-in mock OpenAI-compatible provider on loopback; no key, no network."""
+    from .mock import build_mock_app, demo_config
+
+    async def main() -> None:
+        mock_runner = web.AppRunner(build_mock_app(), access_log=None)
+        await mock_runner.setup()
+        mock_site = web.TCPSite(mock_runner, "127.0.0.1", 0)
+        await mock_site.start()
+        mock_port = mock_site._server.sockets[0].getsockname()[1]
+        config = demo_config(listen or "127.0.0.1:3000", mock_port)
+        setup_logging(config.logging.level, config.logging.format)
+        base = "http://" + config.server.listen
+
+        def ready(_: Any) -> None:
+            print(DEMO_BANNER.format(base=base), flush=True)
+        await serve_forever(config, on_ready=ready, extra_apps=[mock_runner])
+
+    try:
+        asyncio.run(main(), loop_factory=_event_loop_factory())
+    except OSError as exc:
+        print(f"error: cannot listen on {listen or '127.0.0.1:3000'}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+DEMO_BANNER = """ferryllm demo: gateway on {base}, routing every model to a built-in mock provider.
+
+Try it:
+  curl -s {base}/v1/messages -H 'content-type: application/json' \\
+    -d '{{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{{"role":"user","content":"hello"}}]}}'
+  curl -sN {base}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{{"model":"gpt-4o","stream":true,"messages":[{{"role":"user","content":"hello"}}]}}'
+
+Claude Code against it:
+  ANTHROPIC_BASE_URL={base} ANTHROPIC_API_KEY=demo claude --print -- "say hello"
+
+Ctrl-C stops it."""
