@@ -1,0 +1,78 @@
+"""The incremental SSE parser: every line ending, field form and chunking gives the same events."""
+import pytest
+
+from ferryllm.errors import UpstreamProtocolError
+from ferryllm.sse import SSEEvent, SSEParser
+from tests.chunking import chunkings
+
+
+def parse(chunks):
+    parser = SSEParser()
+    out = []
+    for chunk in chunks:
+        out.extend(parser.feed(chunk))
+    out.extend(parser.close())
+    return [(e.event, e.data, e.id) for e in out]
+
+
+STREAM = (
+    "event: message_start\ndata: {\"a\":1}\n\n"
+    ": a comment line\n\n"
+    "data:no-space\n\n"
+    "event: multi\r\ndata: line one\r\ndata: line two\r\n\r\n"
+    "id: 7\rdata: cr only é世🚀\r\r"
+    "retry: 100\ndata: [DONE]\n\n"
+).encode()
+
+EXPECTED = [
+    (b"message_start", b'{"a":1}', None),
+    (b"message", b"no-space", None),
+    (b"multi", b"line one\nline two", None),
+    (b"message", "cr only é世🚀".encode(), b"7"),
+    (b"message", b"[DONE]", b"7"),
+]
+
+
+def test_every_chunking_gives_the_same_events():
+    for chunks in chunkings(STREAM):
+        assert parse(chunks) == EXPECTED
+
+
+def test_crlf_split_between_reads():
+    assert parse([b"data: x\r", b"\n\r", b"\n"]) == [(b"message", b"x", None)]
+
+
+def test_multibyte_split_survives():
+    data = "data: 世界\n\n".encode()
+    for i in range(len(data)):
+        assert parse([data[:i], data[i:]]) == [(b"message", "世界".encode(), None)]
+
+
+def test_final_event_without_blank_line_is_completed_on_close():
+    assert parse([b"data: last"]) == [(b"message", b"last", None)]
+
+
+def test_comment_only_and_blank_lines_give_no_event():
+    assert parse([b": keep-alive\n\n\n\n"]) == []
+
+
+def test_event_name_resets_after_dispatch():
+    events = parse([b"event: ping\ndata: {}\n\ndata: x\n\n"])
+    assert events == [(b"ping", b"{}", None), (b"message", b"x", None)]
+
+
+def test_bom_is_skipped():
+    assert parse([b"\xef\xbb\xbfdata: x\n\n"]) == [(b"message", b"x", None)]
+
+
+def test_unbounded_line_is_refused(monkeypatch):
+    import ferryllm.sse as sse
+    monkeypatch.setattr(sse, "MAX_LINE", 64)
+    parser = SSEParser()
+    with pytest.raises(UpstreamProtocolError):
+        for _ in range(10):
+            parser.feed(b"x" * 10)
+
+
+def test_event_dataclass_defaults():
+    assert SSEEvent(b"message", b"x").id is None
