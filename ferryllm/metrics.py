@@ -1,0 +1,246 @@
+"""Prometheus metrics for the gateway, in a registry of their own.
+
+    metrics = Metrics(provider_names=[p.name for p in config.providers])
+    metrics.request_started("anthropic")
+    metrics.request_finished("anthropic", "openai-main", 200, duration_s, ttft_s)
+    metrics.upstream_error("openai-main", "timeout")
+    metrics.retry("openai-main"); metrics.fallback("openai-main", "backup")
+    metrics.circuit("openai-main", "open"); metrics.tokens("openai-main", usage)
+    body, content_type = metrics.render()  # GET /metrics
+
+Label values come only from config and fixed sets, never from client input: `entry` is one of
+`entries` (else "other"), `provider` one of `provider_names` (else "none"), `kind` one of
+`ERROR_KINDS` (else "other"), status classes "1xx".."5xx" (else "other"). Label children are
+created once and cached in dicts, so the hot path does one dict lookup per metric.
+
+Multi-process (`--workers N`): when `PROMETHEUS_MULTIPROC_DIR` is set every worker writes its
+values to mmap files there and `render()` merges all workers' files with
+`prometheus_client.multiprocess.MultiProcessCollector`. The directory must exist and be emptied
+by the parent before the workers start, and the parent should call
+`Metrics.mark_process_dead(pid)` when a worker exits (drops its live gauges). In-flight gauge:
+`livesum`; circuit state: `livemax` (the worst state any live worker sees).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable
+
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
+                               PlatformCollector, ProcessCollector, generate_latest, multiprocess,
+                               values)
+
+ENTRIES = ("anthropic", "openai")
+ERROR_KINDS = ("connect", "timeout", "status_4xx", "status_429", "status_5xx", "protocol",
+               "stream")
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
+CIRCUIT_STATES = {"closed": 0, "open": 1, "half_open": 2}
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+NO_PROVIDER, OTHER = "none", "other"
+# the classic text format (what generate_latest writes); every Prometheus version scrapes it
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# LLM latencies: seconds-long requests and streams, TTFT from milliseconds (cached) to a minute
+DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
+                    120.0, 300.0, 600.0)
+TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5,
+                10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
+
+
+def _status_class(status: int) -> str:
+    c = status // 100
+    return STATUS_CLASSES[c - 1] if 1 <= c <= 5 else OTHER
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    def __init__(self, provider_names: Iterable[str] = (), entries: Iterable[str] = ENTRIES,
+                 *, multiprocess_mode: bool | None = None) -> None:
+        """`multiprocess_mode` defaults to "is PROMETHEUS_MULTIPROC_DIR set"."""
+        self.providers = frozenset(provider_names)
+        self.entries = frozenset(entries)
+        self.multiprocess = bool(multiprocess_dir()) if multiprocess_mode is None \
+            else multiprocess_mode
+        if self.multiprocess and not getattr(values.ValueClass, "_multiprocess", False):
+            # prometheus_client picks its value class when first imported; the env var may have
+            # been set later (by `serve --workers`), before any metric exists: pick again.
+            values.ValueClass = values.MultiProcessValue()
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self._requests = Counter("ferryllm_requests", "Client requests finished.",
+                                 ("entry", "provider", "status_class"), registry=r)
+        self._duration = Histogram("ferryllm_request_duration_seconds",
+                                   "Request duration, to the end of the response or stream.",
+                                   ("entry", "provider"), buckets=DURATION_BUCKETS, registry=r)
+        self._ttft = Histogram("ferryllm_time_to_first_token_seconds",
+                               "Time from request to the first content byte sent to the client.",
+                               ("entry", "provider"), buckets=TTFT_BUCKETS, registry=r)
+        self._in_flight = Gauge("ferryllm_in_flight_requests", "Requests being served.",
+                                ("entry",), multiprocess_mode="livesum", registry=r)
+        self._upstream_errors = Counter("ferryllm_upstream_errors",
+                                        "Failed upstream attempts by kind.",
+                                        ("provider", "kind"), registry=r)
+        self._retries = Counter("ferryllm_retries", "Upstream retries.", ("provider",),
+                                registry=r)
+        self._fallbacks = Counter("ferryllm_fallbacks", "Fallbacks to another provider.",
+                                  ("from_provider", "to_provider"), registry=r)
+        self._circuit = Gauge("ferryllm_circuit_state",
+                              "Circuit breaker state: 0 closed, 1 open, 2 half_open.",
+                              ("provider",), multiprocess_mode="livemax", registry=r)
+        self._tokens = Counter("ferryllm_tokens", "Tokens reported by providers.",
+                               ("provider", "type"), registry=r)
+
+        self._c_requests: dict[tuple[str, str, str], Any] = {}
+        self._c_duration: dict[tuple[str, str], Any] = {}
+        self._c_ttft: dict[tuple[str, str], Any] = {}
+        self._c_in_flight: dict[str, Any] = {}
+        self._c_errors: dict[tuple[str, str], Any] = {}
+        self._c_retries: dict[str, Any] = {}
+        self._c_fallbacks: dict[tuple[str, str], Any] = {}
+        self._c_circuit: dict[str, Any] = {}
+        self._c_tokens: dict[str, tuple[Any, Any, Any, Any]] = {}
+        for entry in self.entries:
+            self._in_flight_child(entry)
+            for provider in (*self.providers, NO_PROVIDER):
+                self._hist_children(entry, provider)
+                for sc in ("2xx", "4xx", "5xx"):
+                    self._request_child(entry, provider, sc)
+        for provider in self.providers:
+            self._retry_child(provider)
+            self._circuit_child(provider).set(0)
+            self._token_children(provider)
+            for kind in ERROR_KINDS:
+                self._error_child(provider, kind)
+
+        if self.multiprocess:
+            self._render_registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self._render_registry)
+        else:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+            self._render_registry = r
+
+    # ---------------------------------------------------------------- label normalisation
+
+    def _provider(self, provider: str | None) -> str:
+        return provider if provider in self.providers else NO_PROVIDER
+
+    def _entry(self, entry: str) -> str:
+        return entry if entry in self.entries else OTHER
+
+    def _request_child(self, entry: str, provider: str | None, sc: str) -> Any:
+        key = (self._entry(entry), self._provider(provider), sc)
+        child = self._c_requests.get(key)
+        if child is None:
+            child = self._c_requests[key] = self._requests.labels(*key)
+        return child
+
+    def _hist_children(self, entry: str, provider: str | None) -> tuple[Any, Any]:
+        key = (self._entry(entry), self._provider(provider))
+        d = self._c_duration.get(key)
+        if d is None:
+            d = self._c_duration[key] = self._duration.labels(*key)
+            self._c_ttft[key] = self._ttft.labels(*key)
+        return d, self._c_ttft[key]
+
+    def _in_flight_child(self, entry: str) -> Any:
+        entry = self._entry(entry)
+        child = self._c_in_flight.get(entry)
+        if child is None:
+            child = self._c_in_flight[entry] = self._in_flight.labels(entry)
+        return child
+
+    def _error_child(self, provider: str | None, kind: str) -> Any:
+        key = (self._provider(provider), kind if kind in ERROR_KINDS else OTHER)
+        child = self._c_errors.get(key)
+        if child is None:
+            child = self._c_errors[key] = self._upstream_errors.labels(*key)
+        return child
+
+    def _retry_child(self, provider: str | None) -> Any:
+        provider = self._provider(provider)
+        child = self._c_retries.get(provider)
+        if child is None:
+            child = self._c_retries[provider] = self._retries.labels(provider)
+        return child
+
+    def _circuit_child(self, provider: str | None) -> Any:
+        provider = self._provider(provider)
+        child = self._c_circuit.get(provider)
+        if child is None:
+            child = self._c_circuit[provider] = self._circuit.labels(provider)
+        return child
+
+    def _token_children(self, provider: str | None) -> tuple[Any, Any, Any, Any]:
+        provider = self._provider(provider)
+        children = self._c_tokens.get(provider)
+        if children is None:
+            children = self._c_tokens[provider] = tuple(
+                self._tokens.labels(provider, t) for t in TOKEN_TYPES)  # type: ignore[assignment]
+        return children  # type: ignore[return-value]
+
+    # ---------------------------------------------------------------- hot path
+
+    def request_started(self, entry: str) -> None:
+        child = self._c_in_flight.get(entry) or self._in_flight_child(entry)
+        child.inc()
+
+    def request_finished(self, entry: str, provider: str | None, status: int, duration: float,
+                         ttft: float | None = None) -> None:
+        """Call exactly once per `request_started` (seconds for `duration` and `ttft`)."""
+        (self._c_in_flight.get(entry) or self._in_flight_child(entry)).dec()
+        sc = _status_class(status)
+        (self._c_requests.get((entry, provider, sc))  # type: ignore[arg-type]
+         or self._request_child(entry, provider, sc)).inc()
+        key = (entry, provider)
+        d = self._c_duration.get(key)  # type: ignore[arg-type]
+        t = self._c_ttft.get(key)  # type: ignore[arg-type]
+        if d is None or t is None:
+            d, t = self._hist_children(entry, provider)
+        d.observe(duration)
+        if ttft is not None:
+            t.observe(ttft)
+
+    def upstream_error(self, provider: str | None, kind: str) -> None:
+        (self._c_errors.get((provider, kind))  # type: ignore[arg-type]
+         or self._error_child(provider, kind)).inc()
+
+    def retry(self, provider: str | None) -> None:
+        (self._c_retries.get(provider) or self._retry_child(provider)).inc()  # type: ignore[arg-type]
+
+    def fallback(self, frm: str | None, to: str | None) -> None:
+        key = (self._provider(frm), self._provider(to))
+        child = self._c_fallbacks.get(key)
+        if child is None:
+            child = self._c_fallbacks[key] = self._fallbacks.labels(*key)
+        child.inc()
+
+    def circuit(self, provider: str | None, state: str | int) -> None:
+        value = CIRCUIT_STATES.get(state, 0) if isinstance(state, str) else int(state)
+        (self._c_circuit.get(provider) or self._circuit_child(provider)).set(value)  # type: ignore[arg-type]
+
+    def tokens(self, provider: str | None, usage: Any) -> None:
+        """`usage`: anything with input_tokens, output_tokens, cache_read_input_tokens and
+        cache_creation_input_tokens (an `ir.Usage`). Zero counts are skipped."""
+        if usage is None:
+            return
+        children = self._c_tokens.get(provider) or self._token_children(provider)  # type: ignore[arg-type]
+        for child, n in zip(children, (usage.input_tokens, usage.output_tokens,
+                                       usage.cache_read_input_tokens,
+                                       usage.cache_creation_input_tokens)):
+            if n:
+                child.inc(n)
+
+    # ---------------------------------------------------------------- exposition
+
+    def render(self) -> tuple[bytes, str]:
+        """(body, content-type) for `GET /metrics`; all workers' values in multi-process mode."""
+        return generate_latest(self._render_registry), CONTENT_TYPE
+
+    @staticmethod
+    def mark_process_dead(pid: int) -> None:
+        """Multi-process: forget a dead worker's live gauges (call from the parent)."""
+        if multiprocess_dir():
+            multiprocess.mark_process_dead(pid)
