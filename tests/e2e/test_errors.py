@@ -1,0 +1,103 @@
+"""Bad input gets a clear, protocol-shaped error from the entry that received it."""
+from __future__ import annotations
+
+import aiohttp
+import orjson
+import pytest
+
+from tests.conftest import make_config
+from tests.mockprovider import MockProvider
+
+ANTHROPIC_BODY = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+OPENAI_BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+async def base(gateway, provider):
+    url = await provider(MockProvider())
+    return await gateway(make_config({"p": ("openai", url)}, body_limit_mb=0.01))
+
+
+async def post(url: str, data: bytes, headers: dict | None = None):
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, data=data, headers={"content-type": "application/json", **(headers or {})}) as r:
+            return r.status, r.headers, await r.json(loads=orjson.loads)
+
+
+def assert_anthropic(body: dict, kind: str) -> str:
+    assert body["type"] == "error" and body["error"]["type"] == kind
+    return body["error"]["message"]
+
+
+def assert_openai(body: dict) -> dict:
+    err = body["error"]
+    assert set(err) == {"message", "type", "param", "code"}
+    return err
+
+
+async def test_malformed_json(base):
+    status, headers, body = await post(base + "/v1/messages", b"{nope")
+    assert status == 400 and "JSON" in assert_anthropic(body, "invalid_request_error")
+    assert headers["request-id"]
+    status, _, body = await post(base + "/v1/chat/completions", b"{nope")
+    assert status == 400 and "JSON" in assert_openai(body)["message"]
+
+
+async def test_body_must_be_an_object(base):
+    status, _, body = await post(base + "/v1/messages", b"[1,2]")
+    assert status == 400
+    assert "object" in assert_anthropic(body, "invalid_request_error")
+
+
+@pytest.mark.parametrize("field,value", [("max_tokens", "ten"), ("messages", "hi"), ("model", 5)])
+async def test_wrong_types_name_the_field_anthropic(base, field, value):
+    status, _, body = await post(base + "/v1/messages", orjson.dumps({**ANTHROPIC_BODY, field: value}))
+    assert status == 400
+    assert field in assert_anthropic(body, "invalid_request_error")
+
+
+@pytest.mark.parametrize("missing", ["model", "messages", "max_tokens"])
+async def test_missing_fields_anthropic(base, missing):
+    body = {k: v for k, v in ANTHROPIC_BODY.items() if k != missing}
+    status, _, out = await post(base + "/v1/messages", orjson.dumps(body))
+    assert status == 400 and missing in assert_anthropic(out, "invalid_request_error")
+
+
+@pytest.mark.parametrize("missing", ["model", "messages"])
+async def test_missing_fields_openai(base, missing):
+    body = {k: v for k, v in OPENAI_BODY.items() if k != missing}
+    status, _, out = await post(base + "/v1/chat/completions", orjson.dumps(body))
+    assert status == 400
+    err = assert_openai(out)
+    assert missing in err["message"] or err["param"] == missing
+
+
+async def test_n_greater_than_one_is_refused_plainly(base):
+    status, _, out = await post(base + "/v1/chat/completions", orjson.dumps({**OPENAI_BODY, "n": 2}))
+    assert status == 400 and assert_openai(out)["param"] == "n"
+
+
+async def test_body_over_limit_is_413(base):
+    big = orjson.dumps({**ANTHROPIC_BODY, "messages": [{"role": "user", "content": "x" * 20000}]})
+    status, _, out = await post(base + "/v1/messages", big)
+    assert status == 413
+    assert_anthropic(out, "request_too_large")
+    status, _, out = await post(base + "/v1/chat/completions", big)
+    assert status == 413
+    assert_openai(out)
+
+
+async def test_unknown_path_is_protocol_shaped(base):
+    async with aiohttp.ClientSession() as s:
+        async with s.get(base + "/v1/nothing") as r:
+            assert r.status == 404
+            assert_openai(await r.json())
+
+
+async def test_health_and_head_root(base):
+    async with aiohttp.ClientSession() as s:
+        for path in ("/health", "/healthz", "/readyz"):
+            async with s.get(base + path) as r:
+                assert r.status == 200
+        async with s.head(base + "/") as r:
+            assert r.status == 200
