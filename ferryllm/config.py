@@ -4,13 +4,27 @@ The data shapes below are the contract the rest of the gateway reads; `load_conf
 `parse_config` build them and validate (see docs/configuration.md)."""
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 REASONING_POLICIES = ("preserve", "fill_missing", "cap", "force")
 REASONING_EFFORTS = ("minimal", "low", "medium", "high", "max")
 PROVIDER_TYPES = ("openai", "anthropic")
 DEFAULT_CACHE_STRIP_PREFIXES = ("x-anthropic-billing-header:",)
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+MATCH_TYPES = ("prefix", "exact")
+FUTURE_PROVIDER_TYPES = ("openai_responses", "gemini")  # the reference's; not yet here
+KEY_SOURCES = ("api_key", "api_key_env", "api_key_file")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +126,18 @@ class Config:
         raise KeyError(name)
 
 
+class ConfigError(Exception):
+    """Every problem found, each naming its TOML key."""
+
+    def __init__(self, problems: list[str], source: str | None = None,
+                 warnings: tuple[str, ...] = ()) -> None:
+        prefix = f"{source}: " if source else ""
+        super().__init__(prefix + "; ".join(problems))
+        self.problems = problems
+        self.source = source
+        self.warnings = warnings  # reported alongside: a typo'd key often explains a problem
+
+
 def normalise_base_url(url: str) -> str:
     url = url.strip().rstrip("/")
     if url.endswith("/v1"):
@@ -119,15 +145,532 @@ def normalise_base_url(url: str) -> str:
     return url
 
 
+def load_config(path: str | os.PathLike[str], *, strict: bool = False,
+                environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a TOML file. A file that cannot be read or parsed is one problem."""
+    source = os.fspath(path)
+    try:
+        raw = Path(source).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(["file not found"], source) from None
+    except IsADirectoryError:
+        raise ConfigError(["is a directory, not a config file"], source) from None
+    except OSError as e:
+        raise ConfigError([f"cannot read file: {e.strerror or e}"], source) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"not UTF-8 text (invalid byte at offset {e.start})"], source) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:  # its message carries "(at line L, column C)"
+        raise ConfigError([f"invalid TOML: {e}"], source) from None
+    return parse_config(data, source=source, strict=strict, environ=environ)
+
+
+def check_listen(value: Any) -> str | None:
+    """The problem with a `HOST:PORT` value, or None. Shared with `--listen`."""
+    try:
+        _listen(value)
+    except _Bad as e:
+        return str(e)
+    return None
+
+
+# ---------------------------------------------------------------- value checkers
+# Each takes the TOML value and returns the Python value, or raises _Bad (the caller adds the key).
+
+
+class _Bad(Exception):
+    pass
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a float"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, dict):
+        return "a table"
+    if isinstance(v, list):
+        return "an array"
+    return f"a {type(v).__name__}"  # TOML dates and times
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + (v if len(v) <= 80 else v[:77] + "...") + '"'
+    if isinstance(v, int | float):
+        return repr(v)
+    return _kind(v)
+
+
+def _number(v: Any, *, zero_ok: bool) -> float:
+    if (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+            or v < 0 or (v == 0 and not zero_ok)):
+        what = "a number >= 0" if zero_ok else "a positive number"
+        raise _Bad(f"expected {what}, got {_show(v)}")
+    return float(v)
+
+
+def _pos_number(v: Any) -> float:
+    return _number(v, zero_ok=False)
+
+
+def _nonneg_number(v: Any) -> float:
+    return _number(v, zero_ok=True)
+
+
+def _integer(v: Any, minimum: int, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise _Bad(f"expected {what}, got {_show(v)}")
+    return v
+
+
+def _pos_int(v: Any) -> int:
+    return _integer(v, 1, "a positive integer")
+
+
+def _nonneg_int(v: Any) -> int:
+    return _integer(v, 0, "an integer >= 0")
+
+
+def _limit(v: Any) -> int | None:
+    """An optional cap: a positive integer; 0 means off, like leaving it out."""
+    return _integer(v, 0, "an integer >= 0 (0 turns the limit off)") or None
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise _Bad(f"expected true or false, got {_show(v)}")
+    return v
+
+
+def _text(v: Any) -> str:
+    if not isinstance(v, str):
+        raise _Bad(f"expected a string, got {_show(v)}")
+    if not v.strip():
+        raise _Bad("must not be empty")
+    return v
+
+
+def _strings(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+        raise _Bad(f"expected an array of strings, got {_show(v)}")
+    return tuple(v)
+
+
+def _enum(choices: tuple[str, ...], aliases: Mapping[str, str] | None = None
+          ) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if isinstance(v, str):
+            name = v.strip().lower()
+            name = (aliases or {}).get(name, name)
+            if name in choices:
+                return name
+        raise _Bad(f"expected one of {', '.join(choices)}; got {_show(v)}")
+    return check
+
+
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.\-]*[A-Za-z0-9])?")
+
+
+def _listen(v: Any) -> str:
+    if not isinstance(v, str):
+        raise _Bad(f"expected HOST:PORT, got {_show(v)}")
+    host, sep, port = v.rpartition(":")
+    if not sep or not host or not port.isdigit() or not port.isascii():
+        raise _Bad(f"expected HOST:PORT, got {_show(v)}")
+    if host.startswith("["):
+        try:
+            if not host.endswith("]"):
+                raise ValueError
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise _Bad(f"invalid IPv6 address in {_show(v)}") from None
+    elif ":" in host:
+        raise _Bad(f"an IPv6 host needs brackets, e.g. \"[::1]:{port}\"; got {_show(v)}")
+    elif not _HOST.fullmatch(host):
+        raise _Bad(f"invalid host in {_show(v)}")
+    if not 1 <= int(port) <= 65535:
+        raise _Bad(f"port must be 1-65535, got {int(port)}")
+    return v
+
+
+def _base_url(v: Any) -> str:
+    if not isinstance(v, str):
+        raise _Bad(f"must be an http(s) URL, got {_show(v)}")
+    url = normalise_base_url(v)
+    shown = "" if "@" in v else f", got {_show(v)}"  # user:password@host stays private
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise _Bad(f"must be an http(s) URL{shown}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise _Bad(f"must be an http(s) URL{shown}")
+    if parts.query or parts.fragment:
+        raise _Bad(f"must not have a query or fragment{shown}")
+    return url
+
+
+def _provider_type(v: Any) -> str:
+    if isinstance(v, str) and v in FUTURE_PROVIDER_TYPES:
+        raise _Bad(f"\"{v}\" is not yet supported (supported: {', '.join(PROVIDER_TYPES)})")
+    return _enum(PROVIDER_TYPES)(v)
+
+
+def _secret(v: Any) -> str:
+    """The value itself never appears in a message."""
+    if not isinstance(v, str):
+        raise _Bad(f"expected a string, got {_kind(v)}")
+    return _clean_secret(v)
+
+
+def _clean_secret(v: str) -> str:
+    v = v.strip()
+    if not v:
+        raise _Bad("must not be empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in v):
+        raise _Bad("contains a line break or control character")
+    return v
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _headers(v: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(v, dict):
+        raise _Bad(f"expected a table of header names to strings, got {_show(v)}")
+    bad = [f"{k!r} is not a valid header name" for k in v if not _TOKEN.fullmatch(k)]
+    bad += [f"{k!r}: expected a string value" for k, x in v.items() if not isinstance(x, str)]
+    bad += [f"{k!r}: value contains a line break or control character" for k, x in v.items()
+            if isinstance(x, str) and any(ord(c) < 32 and c != "\t" for c in x)]
+    if bad:
+        raise _Bad("; ".join(bad))
+    return tuple(v.items())
+
+
+# ---------------------------------------------------------------- schemas
+
+_SERVER: dict[str, Callable[[Any], Any]] = {
+    "listen": _listen,
+    "request_timeout_secs": _pos_number,
+    "body_limit_mb": _pos_number,
+    "max_concurrent_requests": _limit,
+    "rate_limit_per_minute": _limit,
+    "retry_attempts": _nonneg_int,
+    "retry_backoff_ms": _nonneg_int,
+    "retry_backoff_max_ms": _nonneg_int,
+    "circuit_breaker_failures": _limit,
+    "circuit_breaker_cooldown_secs": _pos_number,
+    "default_reasoning_effort": _enum(REASONING_EFFORTS),
+    "max_reasoning_effort": _enum(REASONING_EFFORTS),
+    "reasoning_policy": _enum(REASONING_POLICIES),
+    "stream_idle_timeout_secs": _pos_number,
+    "shutdown_grace_secs": _nonneg_number,
+    "keepalive_interval_secs": _pos_number,
+    "max_header_size": _pos_int,
+}
+_LOGGING = {"level": _enum(LOG_LEVELS, {"warn": "warning"}), "format": _enum(LOG_FORMATS)}
+_METRICS = {"enabled": _bool}
+_AUTH = {
+    "enabled": _bool,
+    "api_keys_env": _text,
+    "api_keys_file": _text,
+    "per_key_rate_limit_per_minute": _limit,
+    "per_key_max_concurrent_requests": _limit,
+}
+_PROMPT_CACHE = {
+    "strip_system_prefixes": _strings,
+    "strip_system_line_prefixes": _strings,  # the reference's name for the same list
+    "prompt_cache_key": _bool,
+}
+# Keys of the Rust ferryllm's [prompt_cache] that this gateway accepts but does not act on.
+_PROMPT_CACHE_COMPAT = frozenset({
+    "auto_inject_anthropic_cache_control", "cache_system", "cache_tools",
+    "cache_last_user_message", "openai_prompt_cache_key", "openai_prompt_cache_retention",
+    "debug_log_request_shape", "relocate_system_prefix_range", "log_relocated_system_text",
+})
+_PROVIDER = {
+    "name": _text,
+    "type": _provider_type,
+    "base_url": _base_url,
+    "api_key": _secret,
+    "api_key_env": _text,
+    "api_key_file": _text,
+    "headers": _headers,
+    "max_tokens_cap": _pos_int,
+    "max_completion_tokens": _bool,
+    "reasoning_history": _bool,
+    "timeout_secs": _pos_number,
+    "max_connections": _pos_int,
+}
+_ROUTE = {
+    "match": _text,
+    "match_type": _enum(MATCH_TYPES),
+    "provider": _text,
+    "rewrite_model": _text,
+    "fallback_providers": _strings,
+}
+_SECTIONS = {"server": _SERVER, "logging": _LOGGING, "metrics": _METRICS, "auth": _AUTH,
+             "prompt_cache": _PROMPT_CACHE}
+_ARRAYS = {"providers": _PROVIDER, "routes": _ROUTE}
+
+
+# ---------------------------------------------------------------- the document
+
+
+class _Checker:
+    """Reads one document; collects problems, unknown keys and other notes instead of raising."""
+
+    def __init__(self, environ: Mapping[str, str], base_dir: Path) -> None:
+        self.environ, self.base_dir = environ, base_dir
+        self.problems: list[str] = []
+        self.unknown: list[str] = []
+        self.notes: list[str] = []
+
+    def unknown_key(self, path: str, key: str, valid: Mapping[str, Any]) -> None:
+        close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+        hint = f" (did you mean \"{close[0]}\"?)" if close else ""
+        self.unknown.append(f"{path}: unknown key{hint}")
+
+    def fields(self, table: dict[str, Any], prefix: str, schema: Mapping[str, Callable[[Any], Any]],
+               compat: frozenset[str] = frozenset()) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in table.items():
+            path = f"{prefix}.{key}"
+            check = schema.get(key)
+            if check is None:
+                if key in compat:
+                    self.notes.append(f"{path}: accepted for compatibility with the Rust ferryllm; "
+                                      "it has no effect here")
+                else:
+                    self.unknown_key(path, key, schema)
+                continue
+            try:
+                out[key] = check(value)
+            except _Bad as e:
+                self.problems.append(f"{path}: {e}")
+        return out
+
+    def section(self, data: dict[str, Any], name: str) -> dict[str, Any]:
+        value = data.get(name, {})
+        if isinstance(value, dict):
+            return value
+        self.problems.append(f"{name}: expected a table ([{name}]), got {_show(value)}")
+        return {}
+
+    def array(self, data: dict[str, Any], name: str) -> list[dict[str, Any] | None]:
+        value = data.get(name, [])
+        if not isinstance(value, list):
+            self.problems.append(f"{name}: expected an array of tables ([[{name}]]), "
+                                 f"got {_kind(value)}")
+            return []
+        out: list[dict[str, Any] | None] = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                self.problems.append(f"{name}[{i}]: expected a table, got {_show(item)}")
+            out.append(item if isinstance(item, dict) else None)
+        return out
+
+    def top_level(self, data: dict[str, Any]) -> None:
+        for key in data:
+            if key in _SECTIONS or key in _ARRAYS:
+                continue
+            close = difflib.get_close_matches(key, [*_SECTIONS, *_ARRAYS], n=1, cutoff=0.6)
+            if close:
+                self.unknown.append(f"{key}: unknown section (did you mean \"{close[0]}\"?)")
+                continue
+            owner = [f"{s}.{key}" for s, keys in (_SECTIONS | _ARRAYS).items() if key in keys]
+            hint = f" (did you mean \"{owner[0]}\"?)" if owner else ""
+            self.unknown.append(f"{key}: unknown key{hint}")
+
+    def read_file(self, path: str, key: str) -> str | None:
+        file = Path(path).expanduser()
+        file = file if file.is_absolute() else self.base_dir / file
+        try:
+            return file.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or "not readable UTF-8 text"
+            self.problems.append(f"{key}: cannot read \"{file}\": {reason}")
+            return None
+
+    def env(self, name: str, key: str) -> str | None:
+        value = self.environ.get(name)
+        if value is None:
+            self.problems.append(f"{key}: environment variable {name} is not set")
+        return value
+
+
 def parse_config(data: dict[str, Any], *, source: str | None = None, strict: bool = False,
-                 environ: dict[str, str] | None = None) -> Config:
-    """Validate a decoded TOML document. Raises `ConfigError` listing every problem."""
-    raise NotImplementedError  # written by the config work
+                 environ: Mapping[str, str] | None = None) -> Config:
+    """Validate a decoded TOML document. Raises `ConfigError` listing every problem.
+
+    Relative `api_key_file` / `api_keys_file` paths are relative to the config file's directory."""
+    base_dir = Path(source).parent if source else Path.cwd()
+    c = _Checker(os.environ if environ is None else environ, base_dir)
+    c.top_level(data)
+
+    server = c.fields(c.section(data, "server"), "server", _SERVER)
+    if server.get("retry_backoff_max_ms", 10_000) < server.get("retry_backoff_ms", 100):
+        c.problems.append("server.retry_backoff_max_ms: must be >= server.retry_backoff_ms")
+    logging = c.fields(c.section(data, "logging"), "logging", _LOGGING)
+    metrics = c.fields(c.section(data, "metrics"), "metrics", _METRICS)
+    auth = _auth(c, c.fields(c.section(data, "auth"), "auth", _AUTH))
+    prompt_cache = _prompt_cache(c, c.fields(c.section(data, "prompt_cache"), "prompt_cache",
+                                             _PROMPT_CACHE, _PROMPT_CACHE_COMPAT))
+    providers, names = _providers(c, c.array(data, "providers"))
+    routes = _routes(c, c.array(data, "routes"), names)
+
+    warnings = [*c.unknown, *c.notes]
+    if strict:  # --strict: unknown keys are errors; other notes stay warnings
+        c.problems.extend(c.unknown)
+        warnings = c.notes
+    if c.problems:
+        raise ConfigError(c.problems, source, tuple(warnings))
+    return Config(server=ServerConfig(**server), logging=LoggingConfig(**logging),
+                  metrics=MetricsConfig(**metrics), auth=auth, prompt_cache=prompt_cache,
+                  providers=tuple(providers), routes=tuple(routes), source=source,
+                  warnings=tuple(warnings))
 
 
-class ConfigError(Exception):
-    """Every problem found, each naming its TOML key."""
+def _auth(c: _Checker, raw: dict[str, Any]) -> AuthConfig:
+    keys: list[str] = []
+    if raw.get("enabled"):
+        if "api_keys_env" in raw and (value := c.env(raw["api_keys_env"], "auth.api_keys_env")):
+            keys += [k.strip() for k in value.split(",") if k.strip()]
+        if "api_keys_file" in raw and (text := c.read_file(raw["api_keys_file"],
+                                                           "auth.api_keys_file")) is not None:
+            keys += [s for line in text.splitlines()
+                     if (s := line.strip()) and not s.startswith("#")]
+        named = "api_keys_env" in raw or "api_keys_file" in raw
+        if not keys and not any(p.startswith("auth.api_keys_") for p in c.problems):
+            c.problems.append(
+                "auth.api_keys_env: auth is enabled but no client keys were found" +
+                (" (the variable/file is empty)" if named else
+                 "; set auth.api_keys_env (comma-separated keys) or auth.api_keys_file"))
+    return AuthConfig(**raw, keys=tuple(dict.fromkeys(keys)))
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
+
+def _prompt_cache(c: _Checker, raw: dict[str, Any]) -> PromptCacheConfig:
+    if "strip_system_line_prefixes" in raw:
+        legacy = raw.pop("strip_system_line_prefixes")
+        if "strip_system_prefixes" in raw:
+            c.problems.append("prompt_cache.strip_system_line_prefixes: give only one of it and "
+                              "prompt_cache.strip_system_prefixes (same list, older name)")
+        else:
+            raw["strip_system_prefixes"] = legacy
+    if any(not p for p in raw.get("strip_system_prefixes", ())):
+        c.problems.append("prompt_cache.strip_system_prefixes: an empty prefix would strip every "
+                          "line")
+    return PromptCacheConfig(**raw)
+
+
+def _providers(c: _Checker, items: list[dict[str, Any] | None]
+               ) -> tuple[list[ProviderConfig], list[str]]:
+    if not items:
+        c.problems.append("providers: at least one [[providers]] entry is required")
+    out: list[ProviderConfig] = []
+    names: list[str] = []  # every well-formed name, so routes are checked even if a provider is not
+    for i, table in enumerate(items):
+        if table is None:
+            continue
+        key = f"providers[{i}]"
+        before = len(c.problems)
+        raw = c.fields(table, key, _PROVIDER)
+        for required in ("name", "type", "base_url"):
+            if required not in table:
+                c.problems.append(f"{key}.{required}: required")
+        name = raw.get("name")
+        if name is not None:
+            if name in names:
+                c.problems.append(f"{key}.name: duplicate provider name \"{name}\"")
+            names.append(name)
+        api_key = _provider_key(c, key, table, raw)
+        if len(c.problems) == before:
+            for k in KEY_SOURCES:
+                raw.pop(k, None)
+            out.append(ProviderConfig(**raw, api_key=api_key))
+    return out, names
+
+
+def _provider_key(c: _Checker, key: str, table: dict[str, Any], raw: dict[str, Any]) -> str | None:
+    given = [k for k in KEY_SOURCES if k in table]
+    if len(given) != 1:
+        what = (f"{' and '.join(given)} are {'both' if len(given) == 2 else 'all'} set" if given
+                else "no key source is set")
+        c.problems.append(f"{key}: {what}; set exactly one of api_key, api_key_env, api_key_file")
+        return None
+    source = given[0]
+    if source not in raw:  # its own type problem is already reported
+        return None
+    if source == "api_key":
+        return raw["api_key"]
+    path = f"{key}.{source}"
+    if source == "api_key_env":
+        value = c.env(raw[source], path)
+        what = f"environment variable {raw[source]}"
+    else:
+        value = c.read_file(raw[source], path)
+        what = "the file"
+        if value is not None and len(value.strip().splitlines()) > 1:
+            c.problems.append(f"{path}: the file must hold one key on one line")
+            return None
+    if value is None:
+        return None
+    try:
+        return _clean_secret(value)
+    except _Bad as e:
+        c.problems.append(f"{path}: {what} {'is empty' if not value.strip() else e}")
+        return None
+
+
+def _routes(c: _Checker, items: list[dict[str, Any] | None], names: list[str]
+            ) -> list[RouteConfig]:
+    if not items:
+        c.problems.append("routes: at least one [[routes]] entry is required")
+    configured = ", ".join(names) or "none"
+    out: list[RouteConfig] = []
+    seen: dict[tuple[str, str], int] = {}
+    for i, table in enumerate(items):
+        if table is None:
+            continue
+        key = f"routes[{i}]"
+        before = len(c.problems)
+        raw = c.fields(table, key, _ROUTE)
+        for required in ("match", "provider"):
+            if required not in table:
+                c.problems.append(f"{key}.{required}: required")
+        provider = raw.get("provider")
+        if provider is not None and provider not in names:
+            c.problems.append(f"{key}.provider: unknown provider \"{provider}\" "
+                              f"(configured: {configured})")
+        fallbacks = raw.get("fallback_providers", ())
+        for j, fb in enumerate(fallbacks):
+            where = f"{key}.fallback_providers[{j}]"
+            if fb not in names:
+                c.problems.append(f"{where}: unknown provider \"{fb}\" (configured: {configured})")
+            elif fb == provider:
+                c.problems.append(f"{where}: \"{fb}\" is the route's own provider")
+            elif fb in fallbacks[:j]:
+                c.problems.append(f"{where}: \"{fb}\" is listed twice")
+        match = raw.get("match")
+        if match is not None:
+            kind = "*" if match == "*" else raw.get("match_type", "prefix")
+            if (match, kind) in seen:
+                c.notes.append(f"{key}: same match as routes[{seen[match, kind]}] "
+                               f"(\"{match}\"); this route is never used")
+            seen.setdefault((match, kind), i)
+            if match != "*" and "*" in match:
+                c.notes.append(f"{key}.match: \"*\" is only special on its own; \"{match}\" is "
+                               "matched literally")
+        if len(c.problems) == before:
+            out.append(RouteConfig(**{**raw, "fallback_providers": tuple(fallbacks)}))
+    return out
