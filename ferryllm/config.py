@@ -467,12 +467,13 @@ class _Checker:
         self.problems.append(f"{name}: expected a table ([{name}]), got {_show(value)}")
         return {}
 
-    def array(self, data: dict[str, Any], name: str) -> list[dict[str, Any] | None]:
+    def array(self, data: dict[str, Any], name: str) -> list[dict[str, Any] | None] | None:
+        """The entries (None for one that is not a table), or None if it is not an array."""
         value = data.get(name, [])
         if not isinstance(value, list):
             self.problems.append(f"{name}: expected an array of tables ([[{name}]]), "
                                  f"got {_kind(value)}")
-            return []
+            return None
         out: list[dict[str, Any] | None] = []
         for i, item in enumerate(value):
             if not isinstance(item, dict):
@@ -573,13 +574,13 @@ def _prompt_cache(c: _Checker, raw: dict[str, Any]) -> PromptCacheConfig:
     return PromptCacheConfig(**raw)
 
 
-def _providers(c: _Checker, items: list[dict[str, Any] | None]
+def _providers(c: _Checker, items: list[dict[str, Any] | None] | None
                ) -> tuple[list[ProviderConfig], list[str]]:
-    if not items:
+    if items == []:
         c.problems.append("providers: at least one [[providers]] entry is required")
     out: list[ProviderConfig] = []
     names: list[str] = []  # every well-formed name, so routes are checked even if a provider is not
-    for i, table in enumerate(items):
+    for i, table in enumerate(items or ()):
         if table is None:
             continue
         key = f"providers[{i}]"
@@ -632,14 +633,14 @@ def _provider_key(c: _Checker, key: str, table: dict[str, Any], raw: dict[str, A
         return None
 
 
-def _routes(c: _Checker, items: list[dict[str, Any] | None], names: list[str]
+def _routes(c: _Checker, items: list[dict[str, Any] | None] | None, names: list[str]
             ) -> list[RouteConfig]:
-    if not items:
+    if items == []:
         c.problems.append("routes: at least one [[routes]] entry is required")
     configured = ", ".join(names) or "none"
     out: list[RouteConfig] = []
     seen: dict[tuple[str, str], int] = {}
-    for i, table in enumerate(items):
+    for i, table in enumerate(items or ()):
         if table is None:
             continue
         key = f"routes[{i}]"
