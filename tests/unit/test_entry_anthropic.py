@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
+from pathlib import Path
 
 import orjson
 import pytest
@@ -12,6 +14,7 @@ from ferryllm.entry.anthropic import (
     decode_count_tokens, decode_request, encode_response, error_body)
 from ferryllm.errors import InvalidRequest, ModelNotFound, RateLimited, UpstreamError
 
+CLAUDE_CODE = Path(__file__).resolve().parents[1] / "fixtures" / "anthropic" / "claude_code_request.json"
 HEADERS = {"x-api-key": "client-key", "anthropic-version": "2023-06-01"}
 
 
@@ -23,46 +26,11 @@ def body(**extra):
 
 
 def claude_code_body() -> dict:
-    """Shaped like what Claude Code 2.1.x sends on `POST /v1/messages?beta=true`."""
-    return {
-        "model": "claude-opus-4-6",
-        "max_tokens": 64000,
-        "stream": True,
-        "thinking": {"type": "adaptive"},
-        "output_config": {"effort": "high"},
-        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
-        "metadata": {"user_id": '{"device_id":"abc","account_uuid":"","session_id":"s-1"}'},
-        "system": [
-            {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.3.a1b; "
-                                     "cc_entrypoint=cli;"},
-            {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude.",
-             "cache_control": {"type": "ephemeral"}},
-            {"type": "text", "text": "Environment: linux", "cache_control": {"type": "ephemeral"}},
-        ],
-        "tools": [
-            {"name": "Bash", "description": "Run a shell command",
-             "input_schema": {"$schema": "https://json-schema.org/draft/2020-12/schema",
-                              "type": "object", "additionalProperties": False,
-                              "properties": {"command": {"type": "string"}},
-                              "required": ["command"]}},
-            {"name": "Read", "description": "Read a file", "defer_loading": False,
-             "cache_control": {"type": "ephemeral"},
-             "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}},
-            {"type": "web_search_20250305", "name": "web_search", "max_uses": 5},
-        ],
-        "messages": [
-            {"role": "user", "content": [
-                {"type": "text", "text": "<system-reminder>ctx</system-reminder>"},
-                {"type": "text", "text": "list files", "cache_control": {"type": "ephemeral"}}]},
-            {"role": "assistant", "content": [
-                {"type": "thinking", "thinking": "I should run ls", "signature": "EpYBCkYIBhgC"},
-                {"type": "text", "text": "Listing."},
-                {"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {"command": "ls"}}]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "toolu_01", "content": "a.txt\nb.txt"},
-                {"type": "text", "text": "thanks"}]},
-        ],
-    }
+    """Shaped like what Claude Code 2.1.x sends on `POST /v1/messages?beta=true`: adaptive
+    thinking, output_config.effort, context_management, a JSON string in metadata.user_id, three
+    system blocks (the billing header first), tools with `$schema`/`additionalProperties`, a
+    server tool, cache_control everywhere."""
+    return json.loads(CLAUDE_CODE.read_text(encoding="utf-8"))
 
 
 # ---------------------------------------------------------------- requests
