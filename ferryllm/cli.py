@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import sys
 from typing import NoReturn
 
@@ -78,6 +79,7 @@ def _check_config(path: str, *, strict: bool) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    config: Config | None = None
     try:
         if args.demo:
             from .server import run_demo
@@ -95,7 +97,14 @@ def _serve(args: argparse.Namespace) -> int:
         return run(config, workers=args.workers)
     except KeyboardInterrupt:
         return 130
-    except (ConfigError, OSError, ValueError) as e:  # e.g. address already in use
+    except OSError as e:
+        if e.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            listen = args.listen or (config.server.listen if config else "127.0.0.1:3000")
+            _error(f"cannot listen on {listen}: {e.strerror}")
+        else:
+            _error(str(e))
+        return 1
+    except (ConfigError, ValueError) as e:
         _error(str(e))
         return 1
 
