@@ -9,9 +9,10 @@ and deltas (`citations_delta`, …) are ignored.
 
 Errors: malformed data raises `UpstreamProtocolError`, an in-band `event: error` raises
 `from_upstream(...)` with the status its type stands for, and `close()` before `message_stop`
-raises `UpstreamProtocolError`. When one `feed()` produced events before hitting an error, those
-events are returned and the error is raised by the next `feed()`/`close()`, so no event is lost
-and the output does not depend on how the bytes were split.
+raises `UpstreamProtocolError`. The error is raised by the `feed()`/`close()` whose bytes hold it
+(a pass-through relay can still forward that chunk as is); the IR events decoded from the same
+call before it are on the exception as `err.events` (a list, possibly empty), so a translating
+caller loses nothing and the output never depends on how the bytes were split.
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def _usage_into(usage: ir.Usage, raw: dict | None) -> None:
 
 class StreamDecoder:
     __slots__ = ("_parser", "_provider", "_usage", "_stop_reason", "_stop_sequence", "_started",
-                 "_done", "_next", "_open_up", "_open_ir", "_skip", "_pending")
+                 "_done", "_next", "_open_up", "_open_ir", "_skip")
 
     def __init__(self, provider: str = "anthropic") -> None:
         self._parser = SSEParser()
@@ -61,24 +62,20 @@ class StreamDecoder:
         self._open_up: int | None = None  # upstream index of the open block
         self._open_ir = -1  # its IR index (-1 while a skipped block is open)
         self._skip = False  # the open block is one the IR does not model
-        self._pending: GatewayError | None = None
 
     # -- public
 
     def feed(self, chunk: bytes) -> list[ir.StreamEvent]:
-        self._raise_pending()
         out: list[ir.StreamEvent] = []
         try:
             for event in self._parser.feed(chunk):
                 self._event(event, out)
         except GatewayError as err:
-            if not out:
-                raise
-            self._pending = err
+            err.events = out  # decoded before the error, for the caller to deliver
+            raise
         return out
 
     def close(self) -> list[ir.StreamEvent]:
-        self._raise_pending()
         out: list[ir.StreamEvent] = []
         try:
             for event in self._parser.close():
@@ -86,9 +83,8 @@ class StreamDecoder:
             if not self._done:
                 raise UpstreamProtocolError("provider stream ended before completion")
         except GatewayError as err:
-            if not out:
-                raise
-            self._pending = err
+            err.events = out
+            raise
         return out
 
     @property
@@ -97,11 +93,6 @@ class StreamDecoder:
         return self._usage
 
     # -- internals
-
-    def _raise_pending(self) -> None:
-        if self._pending is not None:
-            err, self._pending = self._pending, None
-            raise err
 
     def _event(self, event: SSEEvent, out: list[ir.StreamEvent]) -> None:
         if self._done:

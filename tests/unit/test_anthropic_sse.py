@@ -35,6 +35,7 @@ def run(chunks: list[bytes]) -> list[str]:
             lines += render(dec.feed(chunk))
         lines += render(dec.close())
     except GatewayError as err:
+        lines += render(err.events)  # decoded from the same read, before the error
         lines.append(json.dumps({"error": type(err).__name__, "status": err.status,
                                  "kind": err.kind, "message": str(err)}, ensure_ascii=False))
     return lines
@@ -187,13 +188,19 @@ def test_error_raised_at_once_when_nothing_precedes_it():
     assert info.value.retryable
 
 
-def test_error_after_events_in_same_read_is_deferred_not_lost():
+def test_error_raised_by_the_read_that_holds_it_with_earlier_events_attached():
     data = (FIXTURES / "error_overloaded.sse").read_bytes()
     dec = StreamDecoder(provider="p")
-    events = dec.feed(data)
-    assert [type(e).__name__ for e in events] == ["MessageStart", "TextStart", "TextDelta"]
-    with pytest.raises(UpstreamError):
-        dec.close()
+    with pytest.raises(UpstreamError) as info:
+        dec.feed(data)
+    assert [type(e).__name__ for e in info.value.events] == [
+        "MessageStart", "TextStart", "TextDelta"]
+    cut = data.index(b"event: error")
+    dec = StreamDecoder(provider="p")
+    assert len(dec.feed(data[:cut])) == 3
+    with pytest.raises(UpstreamError) as info:
+        dec.feed(data[cut:])
+    assert info.value.events == [] and info.value.status == 529
 
 
 def test_empty_stream_is_cut():
