@@ -22,6 +22,7 @@ from . import policy
 from .accesslog import AccessRecord
 from .config import Config, ProviderConfig
 from .errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamProtocolError
+from .limits import HALF_OPEN
 from .ir import MessageStop, Request, Usage
 from .router import Route
 from .transport import Transport, read_limited, stream_error
@@ -194,12 +195,13 @@ class Relay:
                 outcome.fallback = provider.name
                 self.metrics.fallback(plan[position - 1].name, provider.name)
             for attempt in range(self._attempts):
-                now = time.monotonic()
-                if breaker is not None and not breaker.allow(now):
-                    last_err = last_err or ServiceUnavailable(
-                        f"provider '{provider.name}' is unavailable (circuit open)")
-                    self.metrics.circuit(provider.name, breaker.state)
-                    break
+                probe = False
+                if breaker is not None:
+                    if not breaker.allow(time.monotonic()):
+                        last_err = last_err or ServiceUnavailable(
+                            f"provider '{provider.name}' is unavailable (circuit open)")
+                        break
+                    probe = breaker.state == HALF_OPEN
                 if attempt:
                     outcome.retries += 1
                     self.metrics.retry(provider.name)
@@ -207,34 +209,35 @@ class Relay:
                 try:
                     result = await attempt_fn(provider, adapter, prepared)
                 except GatewayError as err:
-                    self._record_failure(breaker, provider, err)
+                    self._record_failure(breaker, probe, provider, err)
                     last_err = err
-                    if not err.retryable or getattr(err, "committed", False):
+                    if not err.retryable or err.committed:
                         raise
                     if attempt + 1 < self._attempts:
                         await asyncio.sleep(self.backoff.delay(attempt, random.random(),
                                                                err.retry_after))
                     continue
                 except BaseException:
-                    if breaker is not None:
+                    if probe:
                         breaker.release_probe()
                     raise
                 if breaker is not None:
                     breaker.success()
-                    self.metrics.circuit(provider.name, breaker.state)
                 return result
         assert last_err is not None
         raise last_err
 
-    def _record_failure(self, breaker, provider: ProviderConfig, err: GatewayError) -> None:
+    def _record_failure(self, breaker, probe: bool, provider: ProviderConfig,
+                        err: GatewayError) -> None:
+        """Connect errors, timeouts, 429/5xx and broken streams count against the provider;
+        a client error (4xx) says nothing about its health."""
         self.metrics.upstream_error(provider.name, error_kind(err))
         if breaker is None:
             return
         if err.retryable or isinstance(err, UpstreamProtocolError):
             breaker.failure(time.monotonic())
-        else:
-            breaker.release_probe()  # a client error says nothing about the provider's health
-        self.metrics.circuit(provider.name, breaker.state)
+        elif probe:
+            breaker.release_probe()
 
     # ------------------------------------------------------------------ JSON
 
@@ -280,7 +283,9 @@ class Relay:
                 outcome.error_kind = error_kind(err)
                 if not client.prepared:
                     raise  # nothing sent yet: a normal HTTP error
-                await _write_quietly(client, codec.stream_encoder(req, route.display_model).error(err))
+                if not getattr(err, "relayed", False):
+                    await _write_quietly(client,
+                                         codec.stream_encoder(req, route.display_model).error(err))
         finally:
             self.keepalive.streams.discard(client)
         return client.response
@@ -295,49 +300,29 @@ class Relay:
         if resp.status != 200:
             raw = await read_limited(resp)
             raise adapter.decode_error(resp.status, raw, resp.headers)
+        breaker = self.breakers.get(provider.name)
+        if breaker is not None:
+            breaker.success()  # the provider answered; a long stream must not hold the probe
+        out = _Output(client, outcome, started, loop)
         decoder = adapter.stream_decoder(prepared)
-        passthrough = prepared.native_protocol == adapter.protocol == codec.name
-        if passthrough:
-            rewriter = (ModelRewriter(prepared.model, route.display_model)
-                        if prepared.model != route.display_model else None)
+        if prepared.native_protocol == adapter.protocol == codec.name:
+            out.passthrough(prepared.model, route.display_model)
         else:
-            encoder = codec.stream_encoder(prepared, route.display_model)
-        write = client.write
+            out.encoder = codec.stream_encoder(prepared, route.display_model)
         try:
             async for chunk in resp.content.iter_any():
                 try:
                     events = decoder.feed(chunk)
                 except GatewayError as err:
-                    if passthrough and client.committed and isinstance(err, UpstreamError):
-                        await write(rewriter.feed(chunk) if rewriter else chunk)  # relay it as is
-                        err = _already_sent(err)
-                    raise _mark(err, client)
-                if passthrough:
-                    out = rewriter.feed(chunk) if rewriter else chunk
-                elif events:
-                    out = encoder.encode(events)
-                else:
-                    continue
-                if not out:
-                    continue
-                if not client.committed:
-                    client.committed = True
-                    outcome.ttft = loop.time() - started
-                await write(out)
-                if events and events[-1].__class__ is MessageStop:
-                    outcome.usage = events[-2].usage
-            tail = decoder.close()
-            if passthrough:
-                rest = rewriter.close() if rewriter else b""
-                if rest:
-                    await write(rest)
-            elif tail:
-                if not client.committed:
-                    client.committed = True
-                    outcome.ttft = loop.time() - started
-                await write(encoder.encode(tail))
-            if tail and tail[-1].__class__ is MessageStop:
-                outcome.usage = tail[-2].usage
+                    await out.before_error(err, chunk)
+                    raise
+                await out.send(chunk, events)
+            try:
+                events = decoder.close()
+            except GatewayError as err:
+                await out.before_error(err, b"")
+                raise
+            await out.finish(events)
         except GatewayError as err:
             raise _mark(err, client)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
@@ -346,6 +331,67 @@ class Relay:
             raise _mark(stream_error(provider, exc), client) from None
         finally:
             resp.close()
+
+
+class _Output:
+    """The client side of one stream attempt: translated (an entry `StreamEncoder`) or passed
+    through (the provider's bytes, `model` rewritten). Stamps TTFT and usage on the outcome."""
+
+    __slots__ = ("client", "outcome", "started", "loop", "encoder", "is_passthrough", "rewriter")
+
+    def __init__(self, client: ClientStream, outcome: Outcome, started: float, loop) -> None:
+        self.client, self.outcome, self.started, self.loop = client, outcome, started, loop
+        self.encoder = None
+        self.is_passthrough = False
+        self.rewriter: ModelRewriter | None = None
+
+    def passthrough(self, backend_model: str, display_model: str) -> None:
+        self.is_passthrough = True
+        if backend_model != display_model:
+            self.rewriter = ModelRewriter(backend_model, display_model)
+
+    async def _write(self, data: bytes) -> None:
+        if not self.client.committed:
+            self.client.committed = True
+            self.outcome.ttft = self.loop.time() - self.started
+        await self.client.write(data)
+
+    async def send(self, chunk: bytes, events: list) -> None:
+        if self.is_passthrough:
+            data = self.rewriter.feed(chunk) if self.rewriter else chunk
+        elif events:
+            data = self.encoder.encode(events)
+        else:
+            return
+        if events and events[-1].__class__ is MessageStop:
+            self.outcome.usage = events[-2].usage
+        if data:
+            await self._write(data)
+
+    async def finish(self, events: list) -> None:
+        if self.is_passthrough:
+            rest = self.rewriter.close() if self.rewriter else b""
+            if events and events[-1].__class__ is MessageStop:
+                self.outcome.usage = events[-2].usage
+            if rest:
+                await self._write(rest)
+        elif events:
+            await self.send(b"", events)
+
+    async def before_error(self, err: GatewayError, chunk: bytes) -> None:
+        """Nothing the provider said before an error is lost once the client has content (or the
+        error cannot be retried): a pass-through relays the chunk holding the provider's own
+        error event as is; a translation sends the events decoded before it (`err.events`)."""
+        if not (self.client.committed or not err.retryable):
+            return  # a clean retry is still possible: send nothing
+        if self.is_passthrough:
+            if self.client.committed and isinstance(err, UpstreamError) and chunk:
+                await self.client.write(self.rewriter.feed(chunk) if self.rewriter else chunk)
+                err.relayed = True
+            return
+        pending = getattr(err, "events", None)
+        if pending:
+            await self._write(self.encoder.encode(pending))
 
 
 def _created(codec: EntryCodec, created: int) -> dict:
@@ -357,17 +403,6 @@ def _mark(err: GatewayError, client: ClientStream) -> GatewayError:
     if client.committed:
         err.committed = True
     return err
-
-
-class _AlreadySent(GatewayError):
-    """A pass-through provider error event that was relayed to the client byte for byte."""
-
-
-def _already_sent(err: GatewayError) -> GatewayError:
-    out = _AlreadySent(err.message, status=err.status)
-    out.kind = err.kind
-    out.relayed = True
-    return out
 
 
 async def _write_quietly(client: ClientStream, data: bytes) -> None:

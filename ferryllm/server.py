@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from . import __version__
-from .accesslog import AccessLog, setup_logging
+from .accesslog import AccessLog, config_secrets, setup_logging
 from .adapters.anthropic import AnthropicAdapter
 from .adapters.openai import OpenAIAdapter
 from .auth import ClientAuth
@@ -25,9 +25,8 @@ from .entry import anthropic as anthropic_entry
 from .entry import openai as openai_entry
 from .entry.anthropic_sse import StreamEncoder as AnthropicStreamEncoder
 from .entry.openai_sse import StreamEncoder as OpenAIStreamEncoder
-from .errors import (GatewayError, InvalidRequest, RateLimited, RequestTooLarge,
-                     ServiceUnavailable)
-from .limits import Backoff, Breakers, KeyedBuckets, KeyedPermits, Permits, TokenBucket
+from .errors import (GatewayError, InvalidRequest, RequestTooLarge)
+from .limits import Admission, Backoff, Breakers
 from .metrics import Metrics
 from .relay import SSE_HEADERS, EntryCodec, KeepAlive, Outcome, Relay, access_record
 from .router import Router
@@ -52,43 +51,6 @@ OPENAI = EntryCodec(
     ping=OpenAIStreamEncoder.PING)
 
 
-class Admission:
-    """Auth, then rate limits (global, per key), then concurrency permits (global, per key).
-    A ticket's permits are held until the response or the stream has ended."""
-
-    def __init__(self, config: Config) -> None:
-        server, auth = config.server, config.auth
-        self.auth = ClientAuth(auth)
-        self.bucket = TokenBucket(server.rate_limit_per_minute) if server.rate_limit_per_minute else None
-        self.key_buckets = (KeyedBuckets(auth.per_key_rate_limit_per_minute)
-                            if auth.per_key_rate_limit_per_minute else None)
-        self.permits = Permits(server.max_concurrent_requests)
-        self.key_permits = KeyedPermits(auth.per_key_max_concurrent_requests)
-
-    def admit(self, headers) -> Callable[[], None]:
-        key = self.auth.authenticate(headers) if self.auth.enabled else "anonymous"
-        now = time.monotonic()
-        if self.bucket is not None:
-            wait = self.bucket.try_take(now)
-            if wait is not None:
-                raise RateLimited("rate limit exceeded", retry_after=max(1, math.ceil(wait)))
-        if self.key_buckets is not None:
-            wait = self.key_buckets.try_take(key, now)
-            if wait is not None:
-                raise RateLimited("rate limit exceeded for this API key",
-                                  retry_after=max(1, math.ceil(wait)))
-        if not self.permits.try_acquire():
-            raise RateLimited("too many concurrent requests", retry_after=1)
-        if not self.key_permits.try_acquire(key):
-            self.permits.release()
-            raise RateLimited("too many concurrent requests for this API key", retry_after=1)
-
-        def release() -> None:
-            self.permits.release()
-            self.key_permits.release(key)
-        return release
-
-
 class Gateway:
     """Everything one app needs, built once at start-up."""
 
@@ -98,14 +60,21 @@ class Gateway:
         self.adapters = {p.name: ADAPTERS[p.type](p) for p in config.providers}
         self.transport = Transport(config.providers)
         self.metrics = Metrics(provider_names=[p.name for p in config.providers])
-        self.breakers = Breakers(config)
-        self.admission = Admission(config)
+        self.breakers = Breakers(config, on_change=self.metrics.circuit)
+        self.auth = ClientAuth(config.auth)
+        self.admission = Admission(config.server, config.auth)
         self.keepalive = KeepAlive(config.server.keepalive_interval_secs)
         self.access = AccessLog(config.logging.format)
         self.relay = Relay(config, self.adapters, self.transport, self.breakers,
                            Backoff(config.server.retry_backoff_ms, config.server.retry_backoff_max_ms),
                            self.metrics, self.keepalive)
         self.body_limit = int(config.server.body_limit_mb * 1024 * 1024)
+
+    def admit(self, headers):
+        """Auth, then rate limits and concurrency permits: a `Ticket` to release when the
+        response or the whole stream has ended."""
+        key = self.auth.authenticate(headers) if self.auth.enabled else None
+        return self.admission.admit(key, time.monotonic())
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -150,9 +119,9 @@ async def _chat(request: web.Request, codec: EntryCodec, decode) -> web.StreamRe
     outcome = Outcome()
     display_model, stream, status = "", False, 500
     gw.metrics.request_started(codec.name)
-    release = None
+    ticket = None
     try:
-        release = gw.admission.admit(request.headers)
+        ticket = gw.admit(request.headers)
         body = await _read_json(request, gw.body_limit)
         req = decode(body, request.headers)
         display_model, stream = req.model, req.stream
@@ -173,8 +142,8 @@ async def _chat(request: web.Request, codec: EntryCodec, decode) -> web.StreamRe
             log.warning("request %s failed: %s", request_id, err.message)
         return _error_response(codec, err, request_id)
     finally:
-        if release is not None:
-            release()
+        if ticket is not None:
+            ticket.release()
         duration = loop.time() - started
         gw.metrics.request_finished(codec.name, outcome.provider, status, duration, outcome.ttft)
         if outcome.usage is not None and outcome.provider:
@@ -194,9 +163,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 async def messages_count_tokens(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     request_id = _request_id(request)
-    release = None
+    ticket = None
     try:
-        release = gw.admission.admit(request.headers)
+        ticket = gw.admit(request.headers)
         body = await _read_json(request, gw.body_limit)
         req = anthropic_entry.decode_count_tokens(body, request.headers)
         route = gw.router.resolve(req.model)
@@ -217,8 +186,8 @@ async def messages_count_tokens(request: web.Request) -> web.Response:
     except GatewayError as err:
         return _error_response(ANTHROPIC, err, request_id)
     finally:
-        if release is not None:
-            release()
+        if ticket is not None:
+            ticket.release()
 
 
 async def models(request: web.Request) -> web.Response:
@@ -241,8 +210,7 @@ async def health(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     now = time.monotonic()
-    if any(not b.is_open(now) for b in (gw.breakers.get(p.name) for p in gw.config.providers)
-           if b is not None) or not gw.breakers.enabled:
+    if not gw.breakers.enabled or gw.breakers.available(now):
         return web.Response(text="ready")
     return web.Response(status=503, text="not ready: every provider's circuit is open")
 
@@ -348,12 +316,8 @@ def _event_loop_factory():
         return None
 
 
-def _secrets(config: Config) -> list[str]:
-    return [p.api_key for p in config.providers if p.api_key] + list(config.auth.keys)
-
-
 def run(config: Config, *, workers: int = 1) -> int:
-    setup_logging(config.logging.level, config.logging.format, secrets=_secrets(config))
+    setup_logging(config.logging.level, config.logging.format, secrets=config_secrets(config))
     if workers > 1:
         from .workers import supervise
         return supervise(config, workers)

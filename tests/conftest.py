@@ -25,7 +25,7 @@ def make_config(providers: dict[str, tuple[str, str]], routes: list[dict] | None
 async def provider(aiohttp_server):
     """`url = await provider(mock)` serves a MockProvider on 127.0.0.1."""
     async def start(mock: MockProvider) -> str:
-        server = await aiohttp_server(mock.app())
+        server = await aiohttp_server(mock.app(), handler_cancellation=True)
         return f"http://127.0.0.1:{server.port}"
     return start
 

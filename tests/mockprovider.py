@@ -42,7 +42,7 @@ class MockProvider:
         self.open_streams = 0
         self.finished_streams = 0
         self.cancelled_streams = 0
-        self.closed = asyncio.Event()
+        self.stream_closed = asyncio.Event()  # set whenever a stream ends, however it ends
 
     def then(self, *replies: Reply) -> "MockProvider":
         self.script.extend(replies)
@@ -87,6 +87,7 @@ class MockProvider:
             raise
         finally:
             self.open_streams -= 1
+            self.stream_closed.set()
         return resp
 
 
