@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -185,20 +186,13 @@ class _Bad(Exception):
     pass
 
 
+_KINDS = ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"),
+          (dict, "a table"), (list, "an array"))
+
+
 def _kind(v: Any) -> str:
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, int):
-        return "an integer"
-    if isinstance(v, float):
-        return "a float"
-    if isinstance(v, str):
-        return "a string"
-    if isinstance(v, dict):
-        return "a table"
-    if isinstance(v, list):
-        return "an array"
-    return f"a {type(v).__name__}"  # TOML dates and times
+    return next((name for t, name in _KINDS if isinstance(v, t)),
+                f"a {type(v).__name__}")  # TOML dates and times
 
 
 def _show(v: Any) -> str:
@@ -219,12 +213,8 @@ def _number(v: Any, *, zero_ok: bool) -> float:
     return float(v)
 
 
-def _pos_number(v: Any) -> float:
-    return _number(v, zero_ok=False)
-
-
-def _nonneg_number(v: Any) -> float:
-    return _number(v, zero_ok=True)
+_pos_number = partial(_number, zero_ok=False)
+_nonneg_number = partial(_number, zero_ok=True)
 
 
 def _integer(v: Any, minimum: int, what: str) -> int:
@@ -233,12 +223,8 @@ def _integer(v: Any, minimum: int, what: str) -> int:
     return v
 
 
-def _pos_int(v: Any) -> int:
-    return _integer(v, 1, "a positive integer")
-
-
-def _nonneg_int(v: Any) -> int:
-    return _integer(v, 0, "an integer >= 0")
+_pos_int = partial(_integer, minimum=1, what="a positive integer")
+_nonneg_int = partial(_integer, minimum=0, what="an integer >= 0")
 
 
 def _limit(v: Any) -> int | None:
