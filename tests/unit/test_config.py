@@ -240,7 +240,8 @@ PROVIDER_CASES = [
     (provider(type_="gemini"),
      'providers[0].type: "gemini" is not yet supported (supported: openai, anthropic)'),
     (provider(type_="openai_responses"), 'providers[0].type: "openai_responses" is not yet'),
-    (provider(type_="cohere"), 'providers[0].type: expected one of openai, anthropic; got "cohere"'),
+    (provider(type_="cohere"),
+     'providers[0].type: expected one of openai, anthropic; got "cohere"'),
     (provider(name=""), "providers[0].name: must not be empty"),
     (provider(key=""), "providers[0]: no key source is set; set exactly one of api_key, "
                        "api_key_env, api_key_file"),
