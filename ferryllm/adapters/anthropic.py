@@ -3,8 +3,10 @@
 Two ways to build the upstream body:
 - pass-through, when the client also spoke Anthropic (`req.native_protocol == "anthropic"`): the
   client's body goes on as it came (signatures, `cache_control`, `context_management`, server
-  tools …), with only `model` rewritten, `max_tokens` capped and unsigned thinking blocks (ones an
-  OpenAI-compatible provider produced) removed from assistant turns;
+  tools …), with only `model` rewritten, `max_tokens` capped (by `max_tokens_cap`, and by the IR's
+  `max_tokens` when a policy lowered it; a thinking budget that no longer fits shrinks) and unsigned thinking blocks (ones an OpenAI-compatible
+  provider produced) removed from assistant turns. Other IR edits (reasoning policy, cache-prefix
+  strip) do not reach a pass-through body;
 - encoded from the IR otherwise (an OpenAI client): see `_encode_ir`.
 
 Reasoning from the IR becomes `thinking: {type: enabled, budget_tokens}`: an explicit budget is
@@ -207,7 +209,17 @@ class AnthropicAdapter:
         body["model"] = req.model
         max_tokens = body.get("max_tokens")
         if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
-            body["max_tokens"] = _cap(max_tokens, self.provider)
+            if req.max_tokens is not None:  # a policy may have lowered it on the IR
+                max_tokens = min(max_tokens, req.max_tokens)
+            body["max_tokens"] = max_tokens = _cap(max_tokens, self.provider)
+            thinking = body.get("thinking")
+            if (isinstance(thinking, dict) and isinstance(thinking.get("budget_tokens"), int)
+                    and thinking["budget_tokens"] >= max_tokens):
+                # Anthropic rejects budget_tokens >= max_tokens: shrink it (or drop thinking)
+                if max_tokens - 1 >= MIN_THINKING_BUDGET:
+                    body["thinking"] = {**thinking, "budget_tokens": max_tokens - 1}
+                else:
+                    del body["thinking"]
         messages = body.get("messages")
         if isinstance(messages, list):
             stripped = _strip_unsigned_thinking(messages)

@@ -98,6 +98,22 @@ def test_passthrough_caps_max_tokens():
     assert out["max_tokens"] == 32000
     out = encode(native_request(claude_code_body()), max_tokens_cap=100000)
     assert out["max_tokens"] == 64000
+    req = native_request(claude_code_body())
+    req.max_tokens = 20000  # lowered on the IR by a policy
+    assert encode(req)["max_tokens"] == 20000
+
+
+def test_passthrough_cap_shrinks_a_thinking_budget_that_no_longer_fits():
+    body = claude_code_body()
+    body["thinking"] = {"type": "enabled", "budget_tokens": 40000}
+    out = encode(native_request(body), max_tokens_cap=32000)
+    assert out["max_tokens"] == 32000 and out["thinking"] == {"type": "enabled",
+                                                              "budget_tokens": 31999}
+    assert body["thinking"]["budget_tokens"] == 40000
+    out = encode(native_request(body), max_tokens_cap=1000)
+    assert out["max_tokens"] == 1000 and "thinking" not in out
+    body["thinking"]["budget_tokens"] = 2000
+    assert encode(native_request(body), max_tokens_cap=32000)["thinking"]["budget_tokens"] == 2000
 
 
 def test_passthrough_drops_unsigned_thinking_copying_only_changed_messages():
