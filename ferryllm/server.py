@@ -308,12 +308,16 @@ async def serve_forever(config: Config, *, reuse_port: bool = False,
             await extra.cleanup()
 
 
-def _event_loop_factory():
+def run_async(coro) -> None:
+    """Run on uvloop where the platform has it (asyncio.Runner: Python 3.11 has no
+    asyncio.run(loop_factory=...))."""
     try:
         import uvloop
-        return uvloop.new_event_loop
+        factory = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - platforms without uvloop
-        return None
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(coro)
 
 
 def run(config: Config, *, workers: int = 1) -> int:
@@ -322,7 +326,7 @@ def run(config: Config, *, workers: int = 1) -> int:
         from .workers import supervise
         return supervise(config, workers)
     try:
-        asyncio.run(serve_forever(config), loop_factory=_event_loop_factory())
+        run_async(serve_forever(config))
     except OSError as exc:
         print(f"error: cannot listen on {config.server.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -348,7 +352,7 @@ def run_demo(listen: str | None = None) -> int:
         await serve_forever(config, on_ready=ready, extra_apps=[mock_runner])
 
     try:
-        asyncio.run(main(), loop_factory=_event_loop_factory())
+        run_async(main())
     except OSError as exc:
         print(f"error: cannot listen on {listen or '127.0.0.1:3000'}: {exc.strerror or exc}",
               file=sys.stderr)
