@@ -22,10 +22,6 @@ CLAUDE_CODE = Path(__file__).resolve().parents[1] / "fixtures" / "anthropic" / "
 def claude_code_body() -> dict:
     return json.loads(CLAUDE_CODE.read_text(encoding="utf-8"))
 
-PROVIDER = ProviderConfig(name="claude", type="anthropic", base_url="https://api.anthropic.com",
-                          api_key="sk-ant-secret")
-
-
 def adapter(**kw) -> AnthropicAdapter:
     fields = {"name": "claude", "type": "anthropic", "base_url": "https://api.anthropic.com",
               "api_key": "sk-ant-secret", **kw}
