@@ -25,7 +25,7 @@ def make_config(providers: dict[str, tuple[str, str]], routes: list[dict] | None
 async def provider(aiohttp_server):
     """`url = await provider(mock)` serves a MockProvider on 127.0.0.1."""
     async def start(mock: MockProvider) -> str:
-        server = await aiohttp_server(mock.app(), handler_cancellation=True)
+        server = await aiohttp_server(mock.app())
         return f"http://127.0.0.1:{server.port}"
     return start
 
@@ -34,6 +34,33 @@ async def provider(aiohttp_server):
 async def gateway(aiohttp_server):
     """`base_url = await gateway(config)` serves ferryllm on 127.0.0.1."""
     async def start(config: Config) -> str:
-        server = await aiohttp_server(build_app(config), handler_cancellation=True)
+        server = await aiohttp_server(build_app(config))
         return f"http://127.0.0.1:{server.port}"
     return start
+
+
+@pytest.fixture
+async def sdk():
+    """Official SDK clients (`max_retries=0`), closed at teardown:
+    `sdk.anthropic(base_url)`, `sdk.openai(base_url)`."""
+    import anthropic
+    import openai
+
+    clients = []
+
+    class Factory:
+        @staticmethod
+        def anthropic(base_url: str, api_key: str = "client-key", **kw):
+            clients.append(anthropic.AsyncAnthropic(base_url=base_url, api_key=api_key,
+                                                    max_retries=0, **kw))
+            return clients[-1]
+
+        @staticmethod
+        def openai(base_url: str, api_key: str = "client-key", **kw):
+            clients.append(openai.AsyncOpenAI(base_url=base_url + "/v1", api_key=api_key,
+                                              max_retries=0, **kw))
+            return clients[-1]
+
+    yield Factory
+    for client in clients:
+        await client.close()

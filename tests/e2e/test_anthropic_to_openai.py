@@ -19,25 +19,25 @@ def completion(message: dict, finish: str, usage: dict | None = None) -> dict:
                                "prompt_tokens_details": {"cached_tokens": 100}}}
 
 
-async def client_for(gateway, provider, mock, **route):
+async def client_for(gateway, provider, sdk, mock, **route):
     url = await provider(mock)
     base = await gateway(make_config({"oai": ("openai", url)},
                                      [{"match": "claude-", "provider": "oai",
                                        "rewrite_model": "gpt-4.1", **route}]))
-    return anthropic.AsyncAnthropic(base_url=base, api_key="client-key", max_retries=0)
+    return sdk.anthropic(base)
 
 
-async def test_tool_use_from_openai_provider(gateway, provider):
+async def test_tool_use_from_openai_provider(gateway, provider, sdk):
     mock = MockProvider(Reply(body=completion({"role": "assistant", "content": None, "tool_calls": [
         {"id": "call_1", "type": "function",
          "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
         {"id": "call_2", "type": "function",
          "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]}, "tool_calls")))
-    client = await client_for(gateway, provider, mock)
+    client = await client_for(gateway, provider, sdk, mock)
     msg = await client.messages.create(
-        model="claude-sonnet-4-5", max_tokens=256, tools=TOOLS,
+        model="claude-test-model", max_tokens=256, tools=TOOLS,
         system="You are terse.", messages=[{"role": "user", "content": "Weather in Paris and Oslo?"}])
-    assert msg.model == "claude-sonnet-4-5"
+    assert msg.model == "claude-test-model"
     assert msg.stop_reason == "tool_use"
     assert [(b.type, b.id, b.name, b.input) for b in msg.content] == [
         ("tool_use", "call_1", "get_weather", {"city": "Paris"}),
@@ -52,13 +52,13 @@ async def test_tool_use_from_openai_provider(gateway, provider):
     assert "anthropic-version" not in {k.lower() for k in mock.received[0].headers}
 
 
-async def test_tool_result_round_trip_and_text(gateway, provider):
+async def test_tool_result_round_trip_and_text(gateway, provider, sdk):
     mock = MockProvider(Reply(body=completion(
         {"role": "assistant", "content": "It is 21°C in Paris."}, "stop",
         {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59})))
-    client = await client_for(gateway, provider, mock)
+    client = await client_for(gateway, provider, sdk, mock)
     msg = await client.messages.create(
-        model="claude-sonnet-4-5", max_tokens=256, tools=TOOLS,
+        model="claude-test-model", max_tokens=256, tools=TOOLS,
         messages=[
             {"role": "user", "content": "Weather in Paris?"},
             {"role": "assistant", "content": [
@@ -79,10 +79,10 @@ async def test_tool_result_round_trip_and_text(gateway, provider):
     assert mock.received[0].json["messages"][2]["tool_call_id"] == "call_1"
 
 
-async def test_provider_error_status_is_kept(gateway, provider):
+async def test_provider_error_status_is_kept(gateway, provider, sdk):
     mock = MockProvider(Reply(status=429, headers={"retry-after": "7"},
                               body={"error": {"message": "slow down", "type": "rate_limit"}}))
-    client = await client_for(gateway, provider, mock)
+    client = await client_for(gateway, provider, sdk, mock)
     with pytest.raises(anthropic.RateLimitError) as info:
         await client.messages.create(model="claude-x", max_tokens=5,
                                      messages=[{"role": "user", "content": "hi"}])
@@ -91,9 +91,9 @@ async def test_provider_error_status_is_kept(gateway, provider):
     assert "slow down" in info.value.body["error"]["message"]
 
 
-async def test_provider_rejecting_gateway_credentials_is_502(gateway, provider):
+async def test_provider_rejecting_gateway_credentials_is_502(gateway, provider, sdk):
     mock = MockProvider(Reply(status=401, body={"error": {"message": "bad key sk-provider-oai"}}))
-    client = await client_for(gateway, provider, mock)
+    client = await client_for(gateway, provider, sdk, mock)
     with pytest.raises(anthropic.InternalServerError) as info:
         await client.messages.create(model="claude-x", max_tokens=5,
                                      messages=[{"role": "user", "content": "hi"}])
@@ -102,8 +102,8 @@ async def test_provider_rejecting_gateway_credentials_is_502(gateway, provider):
     assert "sk-provider-oai" not in str(info.value.body)
 
 
-async def test_unrouted_model_names_model_and_patterns(gateway, provider):
-    client = await client_for(gateway, provider, MockProvider())
+async def test_unrouted_model_names_model_and_patterns(gateway, provider, sdk):
+    client = await client_for(gateway, provider, sdk, MockProvider())
     with pytest.raises(anthropic.NotFoundError) as info:
         await client.messages.create(model="gpt-unknown", max_tokens=5,
                                      messages=[{"role": "user", "content": "hi"}])

@@ -19,19 +19,19 @@ MESSAGES = [{"role": "system", "content": "Be brief."},
             {"role": "user", "content": "Weather in San Francisco?"}]
 
 
-async def client_for(gateway, provider, mock):
+async def client_for(gateway, provider, sdk, mock):
     url = await provider(mock)
     base = await gateway(make_config({"anth": ("anthropic", url)},
                                      [{"match": "gpt-", "provider": "anth",
                                        "rewrite_model": "claude-opus-4-6"}]))
-    return openai.AsyncOpenAI(base_url=base + "/v1", api_key="client-key", max_retries=0)
+    return sdk.openai(base)
 
 
 def stream_reply(name: str) -> Reply:
     return Reply(chunks=sse_frames((FIXTURES / "anthropic" / f"{name}.sse").read_text(encoding="utf-8")))
 
 
-async def test_json_tool_calls_from_anthropic_provider(gateway, provider):
+async def test_json_tool_calls_from_anthropic_provider(gateway, provider, sdk):
     mock = MockProvider(Reply(body={
         "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-opus-4-6",
         "content": [{"type": "text", "text": "Checking."},
@@ -40,7 +40,7 @@ async def test_json_tool_calls_from_anthropic_provider(gateway, provider):
         "stop_reason": "tool_use", "stop_sequence": None,
         "usage": {"input_tokens": 10, "output_tokens": 7, "cache_read_input_tokens": 90,
                   "cache_creation_input_tokens": 5}}))
-    client = await client_for(gateway, provider, mock)
+    client = await client_for(gateway, provider, sdk, mock)
     out = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, tools=TOOLS,
                                                max_tokens=100)
     choice = out.choices[0]
@@ -64,9 +64,9 @@ FAILING = [n for n in fixture_names("anthropic") if summarise("anthropic", n).er
 
 
 @pytest.mark.parametrize("name", COMPLETE)
-async def test_stream_fixture_through_openai_sdk(gateway, provider, name):
+async def test_stream_fixture_through_openai_sdk(gateway, provider, sdk, name):
     want = summarise("anthropic", name)
-    client = await client_for(gateway, provider, MockProvider(stream_reply(name)))
+    client = await client_for(gateway, provider, sdk, MockProvider(stream_reply(name)))
     chunks = []
     stream = await client.chat.completions.create(
         model="gpt-4o", messages=MESSAGES, tools=TOOLS, stream=True,
@@ -97,8 +97,8 @@ async def test_stream_fixture_through_openai_sdk(gateway, provider, name):
 
 
 @pytest.mark.parametrize("name", FAILING)
-async def test_stream_error_reaches_openai_sdk(gateway, provider, name):
-    client = await client_for(gateway, provider, MockProvider(stream_reply(name)))
+async def test_stream_error_reaches_openai_sdk(gateway, provider, sdk, name):
+    client = await client_for(gateway, provider, sdk, MockProvider(stream_reply(name)))
     with pytest.raises(openai.APIError):
         stream = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
         async for _ in stream:

@@ -80,10 +80,10 @@ async def test_connection_reset_mid_stream_is_in_band_error(gateway, provider):
     assert "message_stop" not in [e for e, _ in events]
 
 
-async def test_provider_error_event_mid_stream_reaches_client(gateway, provider):
+async def test_provider_error_event_mid_stream_reaches_client(gateway, provider, sdk):
     url = await provider(MockProvider(Reply(chunks=frames("error_overloaded"))))
     base = await gateway(make_config({"a": ("anthropic", url)}))
-    client = anthropic.AsyncAnthropic(base_url=base, api_key="k", max_retries=0)
+    client = sdk.anthropic(base)
     with pytest.raises(anthropic.APIStatusError) as info:
         async with client.messages.stream(model="claude-x", max_tokens=10,
                                           messages=[{"role": "user", "content": "hi"}]) as stream:
@@ -102,13 +102,13 @@ async def test_provider_error_before_first_byte_is_http_error(gateway, provider)
     assert body["error"]["type"] == "overloaded_error"
 
 
-async def test_stream_survives_first_attempt_503_through_retry(gateway, provider):
+async def test_stream_survives_first_attempt_503_through_retry(gateway, provider, sdk):
     mock = MockProvider().then(
         Reply(status=503, body={"error": {"message": "busy"}}), Reply(chunks=frames("text")))
     url = await provider(mock)
     base = await gateway(make_config({"a": ("anthropic", url)}, retry_attempts=2,
                                      retry_backoff_ms=1))
-    client = anthropic.AsyncAnthropic(base_url=base, api_key="k", max_retries=0)
+    client = sdk.anthropic(base)
     async with client.messages.stream(model="claude-x", max_tokens=10,
                                       messages=[{"role": "user", "content": "hi"}]) as stream:
         msg = await stream.get_final_message()
@@ -116,7 +116,7 @@ async def test_stream_survives_first_attempt_503_through_retry(gateway, provider
     assert len(mock.received) == 2
 
 
-async def test_served_by_fallback_while_primary_circuit_is_open(gateway, provider):
+async def test_served_by_fallback_while_primary_circuit_is_open(gateway, provider, sdk):
     primary = MockProvider(Reply(status=500, body={"error": {"message": "down"}}))
     backup = MockProvider(Reply(chunks=frames("text")))
     p_url, b_url = await provider(primary), await provider(backup)
@@ -124,7 +124,7 @@ async def test_served_by_fallback_while_primary_circuit_is_open(gateway, provide
         {"primary": ("anthropic", p_url), "backup": ("anthropic", b_url)},
         [{"match": "*", "provider": "primary", "fallback_providers": ["backup"]}],
         circuit_breaker_failures=1, circuit_breaker_cooldown_secs=3600))
-    client = anthropic.AsyncAnthropic(base_url=base, api_key="k", max_retries=0)
+    client = sdk.anthropic(base)
     for _ in range(3):
         async with client.messages.stream(model="claude-x", max_tokens=10,
                                           messages=[{"role": "user", "content": "hi"}]) as stream:
