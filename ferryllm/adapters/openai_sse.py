@@ -71,15 +71,20 @@ def _n(value: Any) -> int:
 
 
 def usage_from_openai(u: dict) -> ir.Usage:
-    """OpenAI usage → IR usage. `prompt_tokens` includes cached tokens; IR input excludes them."""
+    """OpenAI usage → IR usage. `prompt_tokens` includes cache reads (`cached_tokens`, or
+    DeepSeek's `prompt_cache_hit_tokens`) and cache writes (`cache_write_tokens`, as OpenRouter
+    reports them); IR `input_tokens` excludes both."""
     prompt = _n(u.get("prompt_tokens"))
     details = u.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if details.__class__ is dict else None
+    cached = written = None
+    if details.__class__ is dict:
+        cached, written = details.get("cached_tokens"), details.get("cache_write_tokens")
     if cached is None:
         cached = u.get("prompt_cache_hit_tokens")  # DeepSeek
-    cached = min(_n(cached), prompt) if prompt else _n(cached)
-    return ir.Usage(input_tokens=max(prompt - cached, 0), output_tokens=_n(u.get("completion_tokens")),
-                    cache_read_input_tokens=cached)
+    cached, written = _n(cached), _n(written)
+    return ir.Usage(input_tokens=max(prompt - cached - written, 0),
+                    output_tokens=_n(u.get("completion_tokens")),
+                    cache_read_input_tokens=cached, cache_creation_input_tokens=written)
 
 
 def stop_reason(finish: str | None, tool_calls: bool, stop_sequence: str | None) -> str:

@@ -228,6 +228,8 @@ def test_usage_mapping_does_not_double_count() -> None:
                               "prompt_tokens_details": None}) == ir.Usage(100, 5, 0, 0)
     assert usage_from_openai({"prompt_tokens": 100, "completion_tokens": 5,
                               "prompt_cache_hit_tokens": 30}) == ir.Usage(70, 5, 30, 0)
+    assert usage_from_openai({"prompt_tokens": 100, "completion_tokens": 5, "prompt_tokens_details":
+                              {"cached_tokens": 50, "cache_write_tokens": 20}}) == ir.Usage(30, 5, 50, 20)
     assert usage_from_openai({}) == ir.Usage()
 
 
