@@ -41,7 +41,7 @@ def summarise(provider: str, name: str) -> Summary:
     for line in lines:
         ev = json.loads(line)
         kind = ev.get("event")
-        if "error" in ev:
+        if "error" in ev or "raise" in ev:
             out.error = ev
         elif kind == "MessageStart":
             out.message_id = ev["id"]
