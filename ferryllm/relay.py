@@ -248,8 +248,7 @@ class Relay:
                 provider, adapter.url, adapter.headers(prepared), adapter.encode_request(prepared),
                 timeout=self._json_timeouts[provider.name])
             if resp.status != 200:
-                raw = await read_limited(resp)
-                raise adapter.decode_error(resp.status, raw, resp.headers)
+                raise await upstream_error(provider, adapter, resp)
             try:
                 raw = await resp.read()
             except Exception as exc:  # noqa: BLE001 - mapped to a GatewayError
@@ -298,8 +297,7 @@ class Relay:
             timeout=self._stream_timeouts[provider.name],
             headers_deadline=provider.timeout_secs or self.config.server.request_timeout_secs)
         if resp.status != 200:
-            raw = await read_limited(resp)
-            raise adapter.decode_error(resp.status, raw, resp.headers)
+            raise await upstream_error(provider, adapter, resp)
         breaker = self.breakers.get(provider.name)
         if breaker is not None:
             breaker.success()  # the provider answered; a long stream must not hold the probe
@@ -392,6 +390,18 @@ class _Output:
         pending = getattr(err, "events", None)
         if pending:
             await self._write(self.encoder.encode(pending))
+
+
+async def upstream_error(provider: ProviderConfig, adapter, resp,
+                         limit: int | None = None) -> GatewayError:
+    """The provider's error status → a GatewayError keeping that status; a provider that echoes
+    the gateway's own key in its message never gets it through to the client."""
+    raw = await (read_limited(resp, limit) if limit else read_limited(resp))
+    err = adapter.decode_error(resp.status, raw, resp.headers)
+    if provider.api_key and provider.api_key in err.message:
+        err.message = err.message.replace(provider.api_key, "***")
+        err.args = (err.message,)
+    return err
 
 
 def _created(codec: EntryCodec, created: int) -> dict:

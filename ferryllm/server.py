@@ -28,7 +28,8 @@ from .entry.openai_sse import StreamEncoder as OpenAIStreamEncoder
 from .errors import (GatewayError, InvalidRequest, RequestTooLarge)
 from .limits import Admission, Backoff, Breakers
 from .metrics import Metrics
-from .relay import SSE_HEADERS, EntryCodec, KeepAlive, Outcome, Relay, access_record
+from .relay import (SSE_HEADERS, EntryCodec, KeepAlive, Outcome, Relay, access_record,
+                    upstream_error)
 from .router import Router
 from .tokens import count_tokens
 from .transport import Transport, read_limited
@@ -176,9 +177,9 @@ async def messages_count_tokens(request: web.Request) -> web.Response:
             resp = await gw.transport.post(route.provider, adapter.count_tokens_url, headers,
                                            orjson.dumps(forwarded),
                                            timeout=gw.relay._json_timeouts[route.provider.name])
-            raw = await read_limited(resp, gw.body_limit)
             if resp.status != 200:
-                raise adapter.decode_error(resp.status, raw, resp.headers)
+                raise await upstream_error(route.provider, adapter, resp)
+            raw = await read_limited(resp, gw.body_limit)
             return web.Response(body=raw, content_type="application/json",
                                 headers={"request-id": request_id})
         return web.Response(body=orjson.dumps({"input_tokens": count_tokens(req)}),
