@@ -159,6 +159,9 @@ class Request:
     native_protocol: str | None = None
     native: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)  # protocol headers to forward, filtered
+    # set by `policy` for OpenAI-compatible providers: a stable digest of (provider, backend
+    # model, tools, system) that the adapter sends as `prompt_cache_key`
+    prompt_cache_key: str | None = None
 
 
 @dataclass(slots=True)
