@@ -275,6 +275,7 @@ class Mock:
         return {"status": "ok", "requests": self.requests, "config": dataclasses.asdict(self.config)}
 
 
+MOCK_KEY = web.AppKey("mock", Mock)
 MODELS = {"object": "list", "data": [{"id": "mock-model", "object": "model", "owned_by": "ferryllm-bench"}]}
 
 
@@ -318,7 +319,7 @@ def build_app(config: MockConfig | None = None) -> web.Application:
     """The mock as an aiohttp app (tests serve it with `aiohttp_server`)."""
     mock = Mock(config or MockConfig())
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app["mock"] = mock
+    app[MOCK_KEY] = mock
     if mock.config.protocol in ("openai", "both"):
         app.router.add_post("/v1/chat/completions", mock.openai)
     if mock.config.protocol in ("anthropic", "both"):
