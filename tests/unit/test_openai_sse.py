@@ -278,3 +278,87 @@ def test_whitespace_only_late_fragment_for_finished_call_is_dropped() -> None:
     lines += [render(e) for e in dec.close()]
     check_well_formed(lines)
     assert _tool_inputs(lines) == {"a": ("f", {}), "b": ("g", {"x": 1})}
+
+
+def feed_all(chunks: list[dict], req: ir.Request = REQUEST) -> list[str]:
+    dec = StreamDecoder(req, "prov")
+    lines = []
+    for c in chunks:
+        lines += [render(e) for e in dec.feed(b"data: " + orjson.dumps(c) + b"\n\n")]
+    lines += [render(e) for e in dec.close()]
+    check_well_formed(lines)
+    return lines
+
+
+def delta(d: dict, finish: str | None = None) -> dict:
+    return {"id": "c", "choices": [{"index": 0, "delta": d, "finish_reason": finish}]}
+
+
+def test_provider_without_tool_indices() -> None:
+    lines = feed_all([
+        delta({"tool_calls": [{"id": "a", "function": {"name": "f", "arguments": "{\"x\""}}]}),
+        delta({"tool_calls": [{"function": {"arguments": ": 1}"}}]}),
+        delta({"tool_calls": [{"id": "b", "function": {"name": "g", "arguments": "{}"}}]}),
+        delta({}, "tool_calls"),
+    ])
+    assert _tool_inputs(lines) == {"a": ("f", {"x": 1}), "b": ("g", {})}
+
+
+def test_id_arriving_after_the_first_fragment_is_adopted_before_opening() -> None:
+    lines = feed_all([
+        delta({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}),
+        delta({"tool_calls": [{"index": 0, "id": "real", "function": {"name": "f"}}]}),
+        delta({}, "tool_calls"),
+    ])
+    assert _tool_inputs(lines) == {"real": ("f", {})}
+
+
+def test_nameless_call_is_dropped_at_the_end() -> None:
+    lines = feed_all([
+        delta({"content": "hi"}),
+        delta({"tool_calls": [{"index": 0, "id": "x", "function": {"arguments": "{}"}}]}),
+        delta({}, "tool_calls"),
+    ])
+    assert not _tool_inputs(lines)
+    assert orjson.loads(lines[-2])["stop_reason"] == "end_turn"
+
+
+def test_leading_whitespace_before_a_tool_call_is_not_a_text_block() -> None:
+    lines = feed_all([
+        delta({"content": "\n\n"}),
+        delta({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": "{}"}}]}),
+        delta({}, "tool_calls"),
+    ])
+    assert [orjson.loads(l)["event"] for l in lines] == [
+        "MessageStart", "ToolUseStart", "ToolArgsDelta", "BlockStop", "MessageDelta", "MessageStop"]
+
+
+def test_unclosed_think_and_partial_tags_are_flushed() -> None:
+    lines = feed_all([delta({"content": "<think>abc</thi"}), delta({}, "length")])
+    thinking = [orjson.loads(l) for l in lines if '"ThinkingDelta"' in l]
+    assert "".join(t["thinking"] for t in thinking) == "abc</thi"
+    lines = feed_all([delta({"content": "  <thi"}), delta({}, "stop")])
+    assert [orjson.loads(l)["text"] for l in lines if '"TextDelta"' in l] == ["  <thi"]
+
+
+def test_text_arriving_while_a_tool_call_is_incomplete_waits_its_turn() -> None:
+    lines = feed_all([
+        delta({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": "{\"k\":"}}]}),
+        delta({"content": "between"}),
+        delta({"tool_calls": [{"index": 0, "function": {"arguments": "2}"}}]}),
+        delta({"content": " more"}),
+        delta({}, "tool_calls"),
+    ])
+    evs = [orjson.loads(l) for l in lines]
+    assert [e["event"] for e in evs[1:-2]] == [
+        "ToolUseStart", "ToolArgsDelta", "ToolArgsDelta", "BlockStop",
+        "TextStart", "TextDelta", "TextDelta", "BlockStop"]
+    assert _tool_inputs(lines) == {"a": ("f", {"k": 2})}
+
+
+def test_arguments_sent_as_an_object_are_serialised() -> None:
+    lines = feed_all([
+        delta({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": {"k": [1]}}}]}),
+        delta({}, "tool_calls"),
+    ])
+    assert _tool_inputs(lines) == {"a": ("f", {"k": [1]})}
