@@ -234,8 +234,8 @@ class StreamDecoder:
         if obj.__class__ is not dict:
             raise UpstreamProtocolError("malformed chunk from provider (not a JSON object)")
         err = obj.get("error")
-        if err:
-            raise provider_error(err, self._provider)
+        if err or ev.event == b"error":
+            raise provider_error(err or obj, self._provider)
         try:
             self._chunk(obj)
         except (AttributeError, TypeError, KeyError, IndexError):

@@ -219,6 +219,9 @@ def test_error_event_name_is_read_and_unknown_events_skipped() -> None:
     assert dec.feed(b"event: heartbeat\ndata: tick\n\n") == ()
     with pytest.raises(UpstreamError):
         dec.feed(b'event: error\ndata: {"error":{"message":"x","code":503}}\n\n')
+    with pytest.raises(UpstreamError) as info:
+        StreamDecoder(REQUEST, "prov").feed(b'event: error\ndata: {"message":"overloaded","code":529}\n\n')
+    assert info.value.status == 529 and info.value.message == "overloaded"
 
 
 def test_usage_mapping_does_not_double_count() -> None:
