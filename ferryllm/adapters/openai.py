@@ -4,14 +4,16 @@ Two ways to build the upstream body:
 - pass-through, when the client also spoke OpenAI (`req.native_protocol == "openai"`): the
   client's body goes on (shallow copy) with `model` rewritten, `max_tokens` /
   `max_completion_tokens` capped (and renamed when the provider wants `max_completion_tokens`),
-  `reasoning_effort` set from the IR when the reasoning policy changed it, and, for streams,
+  `reasoning_effort` set from the IR when the reasoning policy changed it, the policy's
+  `prompt_cache_key` added unless the client sent its own, and, for streams,
   `stream_options.include_usage` forced on so the gateway can count tokens;
 - encoded from the IR otherwise (an Anthropic client), see `_encode_ir`: one system message;
   tool results as `role:"tool"` messages right after the assistant turn that called them, then
   the rest of that user turn (images from tool results first: tool messages carry text only);
   thinking sent back as `reasoning_content` only with `reasoning_history = true`; tool names a
   backend would reject shortened (`ferryllm.toolnames`) and mapped back in responses; only
-  Chat Completions fields (never `cache_control`, `thinking`, `metadata`, `top_k` …).
+  Chat Completions fields (never `cache_control`, `thinking`, `metadata`, `top_k` …), plus
+  `prompt_cache_key` when the policy set one (`Request.prompt_cache_key`).
 
 Reasoning → `reasoning_effort`: an IR effort maps through `EFFORTS` ("max" → "high"); a budget
 without an effort maps through `BUDGET_EFFORTS` (the first row whose limit the budget is below,
@@ -124,6 +126,8 @@ class OpenAIAdapter:
         effort = effort_for(req.reasoning)
         if effort is not None and effort != EFFORTS.get(body.get("reasoning_effort")):
             body["reasoning_effort"] = effort  # set (or changed) by the reasoning policy
+        if req.prompt_cache_key and "prompt_cache_key" not in body:
+            body["prompt_cache_key"] = req.prompt_cache_key  # the client's own key wins
         if req.stream or body.get("stream"):
             opts = body.get("stream_options")
             body["stream_options"] = ({**opts, "include_usage": True} if isinstance(opts, dict)
@@ -168,6 +172,8 @@ class OpenAIAdapter:
         effort = effort_for(req.reasoning)
         if effort is not None:
             body["reasoning_effort"] = effort
+        if req.prompt_cache_key:
+            body["prompt_cache_key"] = req.prompt_cache_key
         if req.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}

@@ -363,3 +363,15 @@ def test_decode_error_keeps_status_message_and_retry_after(status, body, headers
 def test_decode_error_credentials_are_a_gateway_problem() -> None:
     err = OpenAIAdapter(provider()).decode_error(401, b'{"error":{"message":"Incorrect API key sk-test"}}', {})
     assert err.status == 502 and "credentials" in err.message and "sk-test" not in err.message
+
+
+def test_prompt_cache_key_from_the_policy() -> None:
+    assert "prompt_cache_key" not in encode(request([user(T("x"))]))
+    assert encode(request([user(T("x"))], prompt_cache_key="k1"))["prompt_cache_key"] == "k1"
+    req = native({"model": "c", "messages": [{"role": "user", "content": "hi"}]})
+    req.prompt_cache_key = "k1"
+    assert encode(req)["prompt_cache_key"] == "k1"
+    req = native({"model": "c", "messages": [{"role": "user", "content": "hi"}],
+                  "prompt_cache_key": "mine"})
+    req.prompt_cache_key = "k1"
+    assert encode(req)["prompt_cache_key"] == "mine"
