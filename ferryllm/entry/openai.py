@@ -35,9 +35,9 @@ from ..errors import GatewayError, InvalidRequest
 log = logging.getLogger("ferryllm.translate")
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-# OpenAI reasoning_effort → IR effort ("none" turns reasoning off; xhigh is above high)
+# OpenAI reasoning_effort → IR effort ("none" turns reasoning off)
 EFFORTS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high",
-           "xhigh": "max", "max": "max"}
+           "xhigh": "xhigh", "max": "max"}
 FINISH_REASONS = {ir.END_TURN: "stop", ir.MAX_TOKENS: "length", ir.TOOL_USE: "tool_calls",
                   ir.STOP_SEQUENCE: "stop", ir.REFUSAL: "content_filter", ir.PAUSE_TURN: "stop"}
 ERROR_TYPES = {
@@ -299,7 +299,7 @@ def _reasoning(raw: Any) -> ir.Reasoning | None:
     if effort == "none":
         return ir.Reasoning(enabled=False)
     if effort not in EFFORTS:
-        raise _fail("reasoning_effort", "must be one of none, minimal, low, medium, high")
+        raise _fail("reasoning_effort", "must be one of none, minimal, low, medium, high, xhigh")
     return ir.Reasoning(effort=EFFORTS[effort])
 
 

@@ -204,6 +204,7 @@ def test_max_tokens_cap_and_max_completion_tokens() -> None:
     (ir.Reasoning(effort="low"), "low"),
     (ir.Reasoning(effort="minimal"), "minimal"),
     (ir.Reasoning(effort="max"), "high"),
+    (ir.Reasoning(effort="xhigh"), "high"),
     (ir.Reasoning(effort="high", budget_tokens=1024), "high"),
     (ir.Reasoning(budget_tokens=1024), "low"),
     (ir.Reasoning(budget_tokens=2048), "medium"),

@@ -192,7 +192,7 @@ def test_sampling_and_limits() -> None:
 @pytest.mark.parametrize("effort, want", [
     ("minimal", ir.Reasoning(effort="minimal")), ("low", ir.Reasoning(effort="low")),
     ("medium", ir.Reasoning(effort="medium")), ("high", ir.Reasoning(effort="high")),
-    ("none", ir.Reasoning(enabled=False)), (None, None),
+    ("xhigh", ir.Reasoning(effort="xhigh")), ("none", ir.Reasoning(enabled=False)), (None, None),
 ])
 def test_reasoning_effort(effort, want) -> None:
     assert decode(reasoning_effort=effort).reasoning == want
