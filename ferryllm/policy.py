@@ -1,33 +1,81 @@
-"""IR → IR policies applied per provider before an adapter encodes a request: the reasoning
-policy (`[server] reasoning_policy`) and the prompt-cache hygiene (`[prompt_cache]`).
+"""IR → IR policies applied per provider before an adapter encodes a request (`apply`).
 
-Reasoning policies (efforts ordered minimal < low < medium < high < max):
+For every provider:
+- prompt-cache hygiene: system lines starting with a `[prompt_cache] strip_system_prefixes`
+  entry are removed (Claude Code's first system block, `x-anthropic-billing-header:
+  cc_version=…; cc_entrypoint=…;`, changes with every version and entry point), so consecutive
+  turns send a byte-identical prefix and the provider's prompt cache hits;
+- the reasoning policy (`[server] reasoning_policy`, below);
+- `max_tokens` is capped by the provider's `max_tokens_cap` (Claude Code asks for 64000 or more,
+  which most OpenAI-compatible backends reject).
+
+For OpenAI-compatible providers (`type = "openai"`) also:
+- tool input schemas are cleaned for strict backends (`ferryllm.schema.clean_schema`);
+- `Request.prompt_cache_key` is set (when `[prompt_cache] prompt_cache_key`, the default) to a
+  stable digest of (provider name, backend model, tools, system) — the same for every turn of a
+  conversation and for every worker process — which the adapter sends as `prompt_cache_key`.
+  A request with neither tools nor system gets none (there is no shared prefix to route by).
+
+Claude Code resends the same system prompt and ~20 tools every turn: the cleaned tools and the
+digests are memoized by content (serialized bytes / text hash), so a repeated request costs a
+serialization and a few dictionary look-ups.
+
+Reasoning policies (efforts ordered minimal < low < medium < high < xhigh < max; see
+docs/reasoning.md for the budget ↔ effort table):
 - `preserve`: the client's reasoning request goes through unchanged.
-- `fill_missing` (default): when the client asked for no effort, `default_reasoning_effort`
-  is used (if configured); an explicit client choice is kept.
-- `cap`: like `fill_missing`, then any effort above `max_reasoning_effort` is lowered to it.
+- `fill_missing` (default): when the client asked for no effort and no budget (none at all, or
+  Claude Code's `thinking: {"type": "adaptive"}` alone), `default_reasoning_effort` is used (if
+  configured); an explicit client choice is kept.
+- `cap`: like `fill_missing`, then an effort above `max_reasoning_effort` is lowered to it and a
+  thinking budget above that effort's budget is lowered to the budget.
 - `force`: `default_reasoning_effort` replaces whatever the client asked for.
 A client that explicitly disabled reasoning keeps it disabled except under `force`.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
-from .config import REASONING_EFFORTS, Config, ProviderConfig
-from .ir import Reasoning, Request, TextBlock
+import orjson
 
-_RANK = {effort: rank for rank, effort in enumerate(REASONING_EFFORTS)}
+from .config import Config, ProviderConfig
+from .ir import Reasoning, Request, TextBlock, Tool
+from .schema import clean_schema
+
+EFFORT_ORDER = ("minimal", "low", "medium", "high", "xhigh", "max")
+_RANK = {effort: rank for rank, effort in enumerate(EFFORT_ORDER)}
+# effort → thinking budget (tokens); a budget maps back to the lowest effort whose budget covers it
+EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 24576,
+                  "max": 32000}
+PROMPT_CACHE_KEY_LEN = 32  # hex characters (128 bits)
+
+_MEMO_MAX = 256
+_tools_memo: dict[bytes, tuple[list[Tool] | None, bytes]] = {}
+_system_memo: dict[tuple[int, int], bytes] = {}
 
 
 def apply(req: Request, cfg: Config, provider: ProviderConfig) -> Request:
-    changes = {}
+    changes: dict = {}
     system = strip_volatile_system(req.system, cfg.prompt_cache.strip_system_prefixes)
     if system is not req.system:
         changes["system"] = system
     reasoning = apply_reasoning_policy(req.reasoning, cfg)
     if reasoning is not req.reasoning:
         changes["reasoning"] = reasoning
+    cap = provider.max_tokens_cap
+    if cap and req.max_tokens is not None and req.max_tokens > cap:
+        changes["max_tokens"] = cap
+    if provider.type == "openai" and (req.tools or system or cfg.prompt_cache.prompt_cache_key):
+        cleaned, tools_digest = _tools(req.tools)
+        if cleaned is not None:
+            changes["tools"] = cleaned
+        if cfg.prompt_cache.prompt_cache_key and (req.tools or system):
+            changes["prompt_cache_key"] = prompt_cache_key(provider.name, req.model,
+                                                           tools_digest, _system_digest(system))
     return replace(req, **changes) if changes else req
+
+
+# ---------------------------------------------------------------- prompt cache
 
 
 def strip_volatile_system(system: list[TextBlock], prefixes: tuple[str, ...]) -> list[TextBlock]:
@@ -53,6 +101,62 @@ def strip_volatile_system(system: list[TextBlock], prefixes: tuple[str, ...]) ->
     return out if changed else system
 
 
+def prompt_cache_key(provider: str, model: str, tools_digest: bytes, system_digest: bytes) -> str:
+    """A short hex digest, stable across turns, processes and restarts."""
+    h = hashlib.sha256()
+    for part in (provider.encode(), model.encode(), tools_digest, system_digest):
+        h.update(len(part).to_bytes(4, "big"))
+        h.update(part)
+    return h.hexdigest()[:PROMPT_CACHE_KEY_LEN]
+
+
+def _system_digest(system: list[TextBlock]) -> bytes:
+    if not system:
+        return b""
+    texts = tuple(b.text for b in system)
+    key = (hash(texts), sum(map(len, texts)))
+    digest = _system_memo.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        for text in texts:
+            data = text.encode("utf-8", "surrogatepass")
+            h.update(len(data).to_bytes(8, "big"))
+            h.update(data)
+        digest = h.digest()
+        if len(_system_memo) >= _MEMO_MAX:
+            _system_memo.clear()
+        _system_memo[key] = digest
+    return digest
+
+
+def _tools(tools: list[Tool]) -> tuple[list[Tool] | None, bytes]:
+    """(the tools with cleaned schemas, or None when none changed; the tools' digest)."""
+    if not tools:
+        return None, b""
+    fingerprint = orjson.dumps([(t.name, t.description, t.input_schema) for t in tools])
+    hit = _tools_memo.get(fingerprint)
+    if hit is None:
+        cleaned = [Tool(t.name, t.description, clean_schema(t.input_schema)) for t in tools]
+        changed = any(c.input_schema is not t.input_schema for c, t in zip(cleaned, tools))
+        hit = (cleaned if changed else None), hashlib.sha256(fingerprint).digest()
+        if len(_tools_memo) >= _MEMO_MAX:
+            _tools_memo.clear()
+        _tools_memo[fingerprint] = hit
+    cleaned, digest = hit
+    return (list(cleaned) if cleaned is not None else None), digest
+
+
+# ---------------------------------------------------------------- reasoning
+
+
+def budget_effort(budget: int) -> str:
+    """The lowest effort whose budget covers `budget` ("max" above every budget)."""
+    for effort in EFFORT_ORDER:
+        if budget <= EFFORT_BUDGETS[effort]:
+            return effort
+    return "max"
+
+
 def apply_reasoning_policy(reasoning: Reasoning | None, cfg: Config) -> Reasoning | None:
     server = cfg.server
     policy, default, ceiling = (server.reasoning_policy, server.default_reasoning_effort,
@@ -68,7 +172,10 @@ def apply_reasoning_policy(reasoning: Reasoning | None, cfg: Config) -> Reasonin
     if default and (reasoning is None or (reasoning.effort is None and reasoning.budget_tokens is None)):
         reasoning = (Reasoning(effort=default) if reasoning is None
                      else replace(reasoning, effort=default))
-    if policy == "cap" and ceiling and reasoning is not None and reasoning.effort is not None:
-        if _RANK.get(reasoning.effort, 0) > _RANK[ceiling]:
+    if policy == "cap" and ceiling and reasoning is not None:
+        limit = _RANK[ceiling]
+        if reasoning.effort is not None and _RANK.get(reasoning.effort, limit + 1) > limit:
             reasoning = replace(reasoning, effort=ceiling)
+        if reasoning.budget_tokens is not None and reasoning.budget_tokens > EFFORT_BUDGETS[ceiling]:
+            reasoning = replace(reasoning, budget_tokens=EFFORT_BUDGETS[ceiling])
     return reasoning
