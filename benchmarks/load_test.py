@@ -1,16 +1,19 @@
 """Load tester for ferryllm and the mock upstream.
 
-    python -m benchmarks.load_test --preset anthropic-messages --stream --requests 10000 --concurrency 64
-    python -m benchmarks.load_test --preset anthropic-messages --stream --rate 1000 --requests 10000 --compare
-    python -m benchmarks.load_test --preset mock-openai --stream --json
+    python -m benchmarks.load_test --preset mock-anthropic --stream --requests 10000 --concurrency 64
+    python -m benchmarks.load_test --preset mock-anthropic --stream --rate 1000 --requests 10000 --compare
+    python -m benchmarks.load_test --preset mock-openai --url http://127.0.0.1:8081 --stream --json
 
-Presets (a protocol, a default URL and model):
-  mock-anthropic      Anthropic Messages, straight to the Anthropic mock (http://127.0.0.1:8082)
-  mock-openai         OpenAI Chat Completions, straight to the OpenAI mock (http://127.0.0.1:8081)
-  anthropic-messages  Anthropic Messages through ferryllm (http://127.0.0.1:3000), model claude-bench;
-                      --compare with no URL compares with the Anthropic mock
-  openai-chat         OpenAI Chat Completions through ferryllm (http://127.0.0.1:3000), model gpt-bench;
-                      --compare with no URL compares with the OpenAI mock
+Presets (as in the Rust reference, every preset targets ferryllm at http://127.0.0.1:3000; point
+--url at a mock to load it directly; --compare with no URL compares with the preset's mock):
+  mock-anthropic      Anthropic Messages, a one-line prompt, model claude-bench (with
+                      examples/config/mock-loadtest.toml: → the OpenAI-compatible mock on :8081);
+                      compare: the Anthropic mock on :8082
+  mock-openai         OpenAI Chat Completions, a one-line prompt, model gpt-bench; compare: :8081
+  anthropic-messages  Anthropic Messages shaped like a Claude Code turn (system blocks with
+                      cache_control, 12 tools, a tool round trip; ~10 KB), model claude-sonnet-4-5;
+                      compare: :8082. The mock answers a request with tools with one tool call.
+  openai-chat         OpenAI Chat Completions of the same shape (~10 KB), model gpt-4o-mini; compare: :8081
 
 Closed loop (`--concurrency N`: N requests always in flight) or open loop (`--rate R`: requests
 start on a fixed schedule whatever the completions, and latency counts from the scheduled start,
@@ -27,6 +30,9 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+
+if not __package__:  # run as a file (python benchmarks/load_test.py): make the repo importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import aiohttp
 import orjson
@@ -45,14 +51,16 @@ class Preset:
     protocol: str
     url: str
     model: str
-    direct: str | None = None  # the mock to compare with
+    direct: str  # the mock to compare with
+    realistic: bool = False  # a Claude Code-shaped body instead of a one-line prompt
 
 
+GATEWAY, OPENAI_MOCK, ANTHROPIC_MOCK = "http://127.0.0.1:3000", "http://127.0.0.1:8081", "http://127.0.0.1:8082"
 PRESETS = {
-    "mock-anthropic": Preset("anthropic", "http://127.0.0.1:8082", "claude-bench"),
-    "mock-openai": Preset("openai", "http://127.0.0.1:8081", "gpt-bench"),
-    "anthropic-messages": Preset("anthropic", "http://127.0.0.1:3000", "claude-bench", "http://127.0.0.1:8082"),
-    "openai-chat": Preset("openai", "http://127.0.0.1:3000", "gpt-bench", "http://127.0.0.1:8081"),
+    "mock-anthropic": Preset("anthropic", GATEWAY, "claude-bench", ANTHROPIC_MOCK),
+    "mock-openai": Preset("openai", GATEWAY, "gpt-bench", OPENAI_MOCK),
+    "anthropic-messages": Preset("anthropic", GATEWAY, "claude-sonnet-4-5", ANTHROPIC_MOCK, realistic=True),
+    "openai-chat": Preset("openai", GATEWAY, "gpt-4o-mini", OPENAI_MOCK, realistic=True),
 }
 
 
@@ -151,11 +159,51 @@ class Target:
     validate: bool = False
 
 
-def request_body(protocol: str, model: str, stream: bool, max_tokens: int) -> dict:
-    messages = [{"role": "user", "content": "Say hello in twenty short chunks."}]
+TOOLS = ["Bash", "Read", "Edit", "Write", "Glob", "Grep", "LS", "TodoWrite", "WebFetch", "Task",
+         "NotebookEdit", "MultiEdit"]
+SYSTEM = ("You are an interactive CLI tool that helps users with software engineering tasks. "
+          "Use the instructions below and the tools available to you to assist the user. " * 12)
+
+
+def request_body(protocol: str, model: str, stream: bool, max_tokens: int, realistic: bool = False) -> dict:
+    """The preset's request: a one-line prompt, or a Claude Code-shaped turn (system prompt,
+    tools, a tool round trip)."""
+    if not realistic:
+        messages = [{"role": "user", "content": "Say hello in twenty short chunks."}]
+        body = {"model": model, "max_tokens": max_tokens, "messages": messages, "stream": stream}
+        if protocol == "openai" and stream:
+            body["stream_options"] = {"include_usage": True}
+        return body
+    schema = {"type": "object", "properties": {
+        "path": {"type": "string", "description": "Absolute path of the file or folder to work on."},
+        "pattern": {"type": "string", "description": "A glob or regular expression to match."},
+        "limit": {"type": "integer", "description": "At most this many results."}}, "required": ["path"]}
+    describe = "Runs the {0} tool on the user's workspace and returns its output. " * 3
     if protocol == "anthropic":
-        return {"model": model, "max_tokens": max_tokens, "messages": messages, "stream": stream}
-    body = {"model": model, "max_tokens": max_tokens, "messages": messages, "stream": stream}
+        tools = [{"name": n, "description": describe.format(n), "input_schema": schema} for n in TOOLS]
+        tools[-1]["cache_control"] = {"type": "ephemeral"}
+        messages = [
+            {"role": "user", "content": [{"type": "text", "text": "Find where the SSE parser splits lines."}]},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "I'll search the code."},
+                {"type": "tool_use", "id": "toolu_01", "name": "Grep", "input": {"path": "/repo", "pattern": "splitlines"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_01", "content": "ferryllm/sse.py:57: lines = ...\n" * 20},
+                {"type": "text", "text": "Now explain it briefly.", "cache_control": {"type": "ephemeral"}}]}]
+        return {"model": model, "max_tokens": max_tokens, "stream": stream, "tools": tools,
+                "system": [{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}],
+                "messages": messages, "metadata": {"user_id": "bench-user"}}
+    tools = [{"type": "function", "function": {"name": n, "description": describe.format(n), "parameters": schema}}
+             for n in TOOLS]
+    messages = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "Find where the SSE parser splits lines."},
+        {"role": "assistant", "content": "I'll search the code.", "tool_calls": [
+            {"id": "call_01", "type": "function",
+             "function": {"name": "Grep", "arguments": '{"path": "/repo", "pattern": "splitlines"}'}}]},
+        {"role": "tool", "tool_call_id": "call_01", "content": "ferryllm/sse.py:57: lines = ...\n" * 20},
+        {"role": "user", "content": "Now explain it briefly."}]
+    body = {"model": model, "max_tokens": max_tokens, "stream": stream, "tools": tools, "messages": messages}
     if stream:
         body["stream_options"] = {"include_usage": True}
     return body
@@ -426,7 +474,7 @@ def build_target(args: argparse.Namespace, base_url: str) -> Target:
         body["stream"] = args.stream
         body.setdefault("model", args.model)
     else:
-        body = request_body(args.protocol, args.model, args.stream, args.max_tokens)
+        body = request_body(args.protocol, args.model, args.stream, args.max_tokens, args.realistic)
     return Target(URL(full_url(base_url, args.protocol)), args.protocol, orjson.dumps(body), headers, args.stream,
                   args.validate)
 
@@ -435,7 +483,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.load_test", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 2)[2])
-    p.add_argument("--preset", choices=sorted(PRESETS), default="anthropic-messages")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="mock-anthropic")
     p.add_argument("--url", help="base URL (the path of the preset's protocol is appended)")
     p.add_argument("--model")
     p.add_argument("--requests", type=int, default=1000, help="requests to send (default 1000)")
@@ -465,9 +513,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.protocol = preset.protocol
     args.url = args.url or preset.url
     args.model = args.model or preset.model
+    args.realistic = preset.realistic
     if args.compare == "":
-        if not preset.direct:
-            p.error(f"--compare needs a MOCK_URL with preset {args.preset}")
         args.compare = preset.direct
     if args.requests < 1 or args.concurrency < 1 or (args.rate is not None and args.rate <= 0):
         p.error("--requests, --concurrency and --rate must be positive")

@@ -25,6 +25,9 @@ import signal
 import sys
 from dataclasses import dataclass
 
+if not __package__:  # run as a file (python benchmarks/mock_upstream.py): make the repo importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import orjson
 from aiohttp import web
 

@@ -105,9 +105,19 @@ async def test_compare_through_ferryllm(mock_url, gateway, client):
     openai_mock = await mock_url("raw", protocol="openai")
     anthropic_mock = await mock_url("raw", protocol="anthropic")
     base = await gateway(make_config({"mock-openai": ("openai", openai_mock)}))
-    code, doc = await load_test("--preset", "anthropic-messages", "--url", base, "--compare", anthropic_mock,
+    code, doc = await load_test("--preset", "mock-anthropic", "--url", base, "--compare", anthropic_mock,
                                 "--requests", "50", "--concurrency", "8", "--stream", "--client", client)
     assert code == 0, doc["runs"][-1]["errors"]
     assert_all_ok(doc)
     assert [r["label"] for r in doc["runs"]] == ["direct", "gateway"]
     assert doc["compare"]["requests_per_s_ratio"] > 0
+
+
+@pytest.mark.parametrize("preset", ["mock-openai", "anthropic-messages", "openai-chat"])
+async def test_every_preset_through_ferryllm(mock_url, gateway, preset):
+    openai_mock = await mock_url("raw", protocol="openai")
+    base = await gateway(make_config({"mock-openai": ("openai", openai_mock)}))
+    code, doc = await load_test("--preset", preset, "--url", base, "--requests", "20",
+                                "--concurrency", "4", "--stream", "--validate")
+    assert code == 0, doc["runs"][-1]["errors"]
+    assert assert_all_ok(doc, 20)["ttfc_ms"]["count"] == 20

@@ -238,5 +238,20 @@ def test_exit_status_is_1_when_requests_fail(capsys):
 
 def test_usage_errors_exit_2():
     with pytest.raises(SystemExit) as exc:
-        load_test.parse_args(["--preset", "mock-openai", "--compare"])  # no mock to compare a mock with
+        load_test.parse_args(["--rate", "0"])
     assert exc.value.code == 2
+
+
+def test_presets_target_the_gateway_and_compare_with_their_mock():
+    args = load_test.parse_args(["--compare"])
+    assert (args.preset, args.url, args.model, args.compare) == (
+        "mock-anthropic", "http://127.0.0.1:3000", "claude-bench", "http://127.0.0.1:8082")
+    args = load_test.parse_args(["--preset", "openai-chat", "--compare", "http://127.0.0.1:9"])
+    assert (args.protocol, args.compare, args.realistic) == ("openai", "http://127.0.0.1:9", True)
+
+
+@pytest.mark.parametrize("protocol", ["anthropic", "openai"])
+def test_realistic_bodies_are_claude_code_sized(protocol):
+    body = load_test.request_body(protocol, "m", True, 256, realistic=True)
+    size = len(orjson.dumps(body))
+    assert 5_000 < size < 20_000 and len(body["tools"]) == 12
