@@ -274,17 +274,18 @@ class Relay:
         self.keepalive.streams.add(client)
         loop = asyncio.get_running_loop()
         try:
-            try:
-                await self._attempts_for(
-                    req, route, outcome,
-                    lambda p, a, r: self._pump(client, p, a, r, route, codec, outcome, started, loop))
-            except GatewayError as err:
-                outcome.error_kind = error_kind(err)
-                if not client.prepared:
-                    raise  # nothing sent yet: a normal HTTP error
-                if not getattr(err, "relayed", False):
-                    await _write_quietly(client,
-                                         codec.stream_encoder(req, route.display_model).error(err))
+            await self._attempts_for(
+                req, route, outcome,
+                lambda p, a, r: self._pump(client, p, a, r, route, codec, outcome, started, loop))
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            outcome.error_kind = "client_disconnected"  # nobody is left to tell
+        except Exception as exc:  # noqa: BLE001 - every failure ends as a protocol-shaped error
+            err = exc if isinstance(exc, GatewayError) else internal_error(exc)
+            outcome.error_kind = error_kind(err)
+            if not client.prepared:
+                raise err from None  # nothing sent yet: a normal HTTP error
+            if not getattr(err, "relayed", False):
+                await _write_quietly(client, codec.stream_encoder(req, route.display_model).error(err))
         finally:
             self.keepalive.streams.discard(client)
         return client.response
@@ -420,6 +421,12 @@ async def _write_quietly(client: ClientStream, data: bytes) -> None:
         await client.write(data)
     except (ConnectionError, RuntimeError):
         pass
+
+
+def internal_error(exc: BaseException) -> GatewayError:
+    """A bug is logged with its traceback (code, never request data) and answered as a 500."""
+    log.error("internal error: %s", type(exc).__name__, exc_info=exc)
+    return GatewayError("internal gateway error")
 
 
 def error_kind(err: GatewayError) -> str:

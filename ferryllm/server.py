@@ -29,7 +29,7 @@ from .errors import (GatewayError, InvalidRequest, RequestTooLarge)
 from .limits import Admission, Backoff, Breakers
 from .metrics import Metrics
 from .relay import (SSE_HEADERS, EntryCodec, KeepAlive, Outcome, Relay, access_record,
-                    upstream_error)
+                    internal_error, upstream_error)
 from .router import Router
 from .tokens import count_tokens
 from .transport import Transport, read_limited
@@ -134,9 +134,13 @@ async def _chat(request: web.Request, codec: EntryCodec, decode) -> web.StreamRe
             out = await gw.relay.json(req, route, codec, outcome, int(time.time()))
             resp = web.Response(body=out, content_type="application/json",
                                 headers={"request-id": request_id, "x-request-id": request_id})
-        status = resp.status
+        status = 499 if outcome.error_kind == "client_disconnected" else resp.status
         return resp
-    except GatewayError as err:
+    except asyncio.CancelledError:
+        status, outcome.error_kind = 499, "client_disconnected"
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure ends as a protocol-shaped error
+        err = exc if isinstance(exc, GatewayError) else internal_error(exc)
         outcome.error_kind = outcome.error_kind or err.kind
         status = err.status
         if err.status >= 500:

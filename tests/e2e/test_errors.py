@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from tests.conftest import make_config
-from tests.mockprovider import MockProvider
+from tests.mockprovider import MockProvider, Reply
 
 ANTHROPIC_BODY = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
 OPENAI_BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -101,3 +101,18 @@ async def test_health_and_head_root(base):
                 assert r.status == 200
         async with s.head(base + "/") as r:
             assert r.status == 200
+
+
+async def test_a_bug_is_a_protocol_shaped_500(gateway, provider, monkeypatch, caplog):
+    from ferryllm.adapters.openai import OpenAIAdapter
+
+    def broken(self, body, req):
+        raise KeyError("choices")
+
+    monkeypatch.setattr(OpenAIAdapter, "decode_response", broken)
+    url = await provider(MockProvider(Reply(body={"choices": []})))
+    base = await gateway(make_config({"p": ("openai", url)}))
+    status, _, body = await post(base + "/v1/messages", orjson.dumps(ANTHROPIC_BODY))
+    assert status == 500
+    assert assert_anthropic(body, "api_error") == "internal gateway error"
+    assert any("KeyError" in r.getMessage() for r in caplog.records)
