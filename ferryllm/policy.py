@@ -27,7 +27,8 @@ docs/reasoning.md for the budget ↔ effort table):
   Claude Code's `thinking: {"type": "adaptive"}` alone), `default_reasoning_effort` is used (if
   configured); an explicit client choice is kept.
 - `cap`: like `fill_missing`, then an effort above `max_reasoning_effort` is lowered to it and a
-  thinking budget above that effort's budget is lowered to the budget.
+  thinking budget above that effort's budget is lowered to the budget (and, when the client gave
+  no effort, the effort is set to the ceiling).
 - `force`: `default_reasoning_effort` replaces whatever the client asked for.
 A client that explicitly disabled reasoning keeps it disabled except under `force`.
 """
@@ -177,5 +178,8 @@ def apply_reasoning_policy(reasoning: Reasoning | None, cfg: Config) -> Reasonin
         if reasoning.effort is not None and _RANK.get(reasoning.effort, limit + 1) > limit:
             reasoning = replace(reasoning, effort=ceiling)
         if reasoning.budget_tokens is not None and reasoning.budget_tokens > EFFORT_BUDGETS[ceiling]:
-            reasoning = replace(reasoning, budget_tokens=EFFORT_BUDGETS[ceiling])
+            # the effort too, so a provider that speaks efforts gets the ceiling, not the
+            # effort its own table would give the lowered budget
+            reasoning = replace(reasoning, budget_tokens=EFFORT_BUDGETS[ceiling],
+                                effort=reasoning.effort or ceiling)
     return reasoning
