@@ -51,8 +51,7 @@ LONG_WORD_COST = 0.35
 NON_ASCII_COST = 1.2
 
 _HEAD_B64 = 43_688  # base64 characters decoded to find an image's size (32 KiB)
-_CACHE_MIN = 256  # texts shorter than this are cheaper to count than to look up
-_CACHE_MAX = 4096
+_CACHE_MAX = 16_384  # entries are two ints: ~2 MB at most
 
 
 def _table(*classes: tuple[bytes, bytes]) -> bytes:
@@ -75,19 +74,26 @@ def estimate_text(text: str) -> int:
     """Estimated cl100k_base token count of one text."""
     if not text:
         return 0
-    if len(text) < _CACHE_MIN:
-        return _estimate(text)
-    key = (hash(text), len(text))  # no reference to the text is kept
+    return _memo(text) if text.__class__ is str else _memo(str(text))
+
+
+def estimate_json(value: object) -> int:
+    """Estimated token count of `value` serialized as compact JSON."""
+    return _memo(orjson.dumps(value))
+
+
+def _memo(data: str | bytes) -> int:
+    key = (hash(data), len(data))  # no reference to the text is kept
     count = _cache.get(key)
     if count is None:
         if len(_cache) >= _CACHE_MAX:
             _cache.clear()
-        count = _cache[key] = _estimate(text)
+        raw = data if data.__class__ is bytes else data.encode("utf-8", "surrogatepass")
+        count = _cache[key] = _estimate(raw)
     return count
 
 
-def _estimate(text: str) -> int:
-    raw = text.encode("utf-8", "surrogatepass")
+def _estimate(raw: bytes) -> int:
     s = raw.translate(_CLASSES)
     c = s.count
     first = s[:1]
@@ -101,7 +107,7 @@ def _estimate(text: str) -> int:
     pieces = words + numbers + punct_runs - glued + newlines + spaces
     camel = raw.translate(_CASE).count(b"aA")
     long_words = c(b"llllll") * (punct_runs / (words + 1))
-    non_ascii = 0 if text.isascii() else len(raw.translate(None, _NOT_LEAD))
+    non_ascii = 0 if raw.isascii() else len(raw.translate(None, _NOT_LEAD))
     total = (pieces + CAMEL_COST * camel + LONG_WORD_COST * long_words
              + NON_ASCII_COST * non_ascii)
     return max(1, round(total))
@@ -172,10 +178,6 @@ def _jpeg_size(head: bytes) -> tuple[int, int] | None:
 # ---------------------------------------------------------------- requests
 
 
-def _json_text(value: object) -> str:
-    return orjson.dumps(value).decode()
-
-
 def count_tokens(req: Request) -> int:
     """Estimated input tokens of a request: system, messages, tools."""
     total = sum(estimate_text(b.text) for b in req.system)
@@ -187,8 +189,8 @@ def count_tokens(req: Request) -> int:
             if isinstance(block, TextBlock):
                 total += estimate_text(block.text)
             elif isinstance(block, ToolUseBlock):
-                total += MESSAGE_OVERHEAD + estimate_text(block.name) + estimate_text(
-                    _json_text(block.input))
+                total += (MESSAGE_OVERHEAD + estimate_text(block.name)
+                          + estimate_json(block.input))
             elif isinstance(block, ToolResultBlock):
                 total += MESSAGE_OVERHEAD
                 for part in block.content:
@@ -204,5 +206,5 @@ def count_tokens(req: Request) -> int:
         for tool in req.tools:
             total += (TOOL_OVERHEAD + estimate_text(tool.name)
                       + estimate_text(tool.description or "")
-                      + estimate_text(_json_text(tool.input_schema)))
+                      + estimate_json(tool.input_schema))
     return max(1, total)
