@@ -80,7 +80,10 @@ Block = Union[TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock, ThinkingBloc
 
 @dataclass(slots=True)
 class Message:
-    role: Literal["user", "assistant"]
+    """`system` is an instruction in the middle of the conversation (Claude Code 2.1 sends its
+    environment this way); an adapter places it as its protocol allows."""
+
+    role: Literal["user", "assistant", "system"]
     content: list[Block]
 
 
@@ -104,6 +107,21 @@ class ToolChoice:
 
 
 # ---------------------------------------------------------------- reasoning
+
+
+EFFORT_ORDER = ("minimal", "low", "medium", "high", "xhigh", "max")
+# effort → thinking budget (tokens); a budget maps back to the lowest effort whose budget covers it
+# (docs/reasoning.md). One table for the policy and every adapter.
+EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 24576,
+                  "max": 32000}
+
+
+def budget_effort(budget: int) -> str:
+    """The lowest effort whose budget covers `budget` ("max" above every budget)."""
+    for effort in EFFORT_ORDER:
+        if budget <= EFFORT_BUDGETS[effort]:
+            return effort
+    return "max"
 
 
 @dataclass(slots=True)

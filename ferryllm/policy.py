@@ -40,14 +40,10 @@ from dataclasses import replace
 import orjson
 
 from .config import Config, ProviderConfig
-from .ir import Reasoning, Request, TextBlock, Tool
+from .ir import EFFORT_BUDGETS, EFFORT_ORDER, Reasoning, Request, TextBlock, Tool, budget_effort
 from .schema import clean_schema
 
-EFFORT_ORDER = ("minimal", "low", "medium", "high", "xhigh", "max")
 _RANK = {effort: rank for rank, effort in enumerate(EFFORT_ORDER)}
-# effort → thinking budget (tokens); a budget maps back to the lowest effort whose budget covers it
-EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 24576,
-                  "max": 32000}
 PROMPT_CACHE_KEY_LEN = 32  # hex characters (128 bits)
 
 _MEMO_MAX = 256
@@ -148,14 +144,6 @@ def _tools(tools: list[Tool]) -> tuple[list[Tool] | None, bytes]:
 
 
 # ---------------------------------------------------------------- reasoning
-
-
-def budget_effort(budget: int) -> str:
-    """The lowest effort whose budget covers `budget` ("max" above every budget)."""
-    for effort in EFFORT_ORDER:
-        if budget <= EFFORT_BUDGETS[effort]:
-            return effort
-    return "max"
 
 
 def apply_reasoning_policy(reasoning: Reasoning | None, cfg: Config) -> Reasoning | None:

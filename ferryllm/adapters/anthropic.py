@@ -35,8 +35,7 @@ DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; used when the client
 MIN_THINKING_BUDGET = 1024  # Anthropic's minimum budget_tokens
 # Thinking budget for a reasoning effort given without an explicit budget (e.g. an OpenAI
 # client's `reasoning_effort`).
-EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384,
-                  "xhigh": 24576, "max": 32000}
+EFFORT_BUDGETS = ir.EFFORT_BUDGETS
 
 
 def _cap(max_tokens: int, provider: ProviderConfig) -> int:
@@ -138,10 +137,11 @@ def _messages(messages: list[ir.Message]) -> list[dict]:
         content = [b for b in map(_block, msg.content) if b is not None]
         if not content:
             continue
-        if out and out[-1]["role"] == msg.role:  # Anthropic requires alternating roles
+        role = "user" if msg.role == "system" else msg.role  # a mid-conversation instruction
+        if out and out[-1]["role"] == role:  # Anthropic requires alternating roles
             out[-1]["content"].extend(content)
         else:
-            out.append({"role": msg.role, "content": content})
+            out.append({"role": role, "content": content})
     for msg in out:  # tool results must open a user turn
         content = msg["content"]
         if msg["role"] == "user" and len(content) > 1:

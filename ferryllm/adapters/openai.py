@@ -16,8 +16,7 @@ Two ways to build the upstream body:
   `prompt_cache_key` when the policy set one (`Request.prompt_cache_key`).
 
 Reasoning → `reasoning_effort`: an IR effort maps through `EFFORTS` ("max" → "high"); a budget
-without an effort maps through `BUDGET_EFFORTS` (the first row whose limit the budget is below,
-else "high"); adaptive reasoning without an effort, and disabled reasoning, send nothing.
+without an effort maps through `ir.budget_effort` (the lowest effort whose budget covers it); adaptive reasoning without an effort, and disabled reasoning, send nothing.
 
 A `user` longer than 64 characters (Claude Code's `metadata.user_id` is a JSON document) is sent
 as a stable hash, `user_<sha256[:32]>`: the field is an end-user identifier, not content.
@@ -41,8 +40,6 @@ log = logging.getLogger("ferryllm.translate")
 
 EFFORTS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high",
            "xhigh": "high", "max": "high"}
-# thinking budget (tokens) → effort: below 2048 low, below 8192 medium, otherwise high
-BUDGET_EFFORTS = ((2048, "low"), (8192, "medium"))
 IMAGE_MOVED = "[image moved to the next user message]"
 MAX_USER_LEN = 64
 _TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
@@ -54,10 +51,7 @@ def effort_for(reasoning: ir.Reasoning | None) -> str | None:
     if reasoning.effort:
         return EFFORTS.get(reasoning.effort, "medium")
     if reasoning.budget_tokens is not None:
-        for limit, effort in BUDGET_EFFORTS:
-            if reasoning.budget_tokens < limit:
-                return effort
-        return "high"
+        return EFFORTS[ir.budget_effort(reasoning.budget_tokens)]
     return None
 
 
@@ -143,7 +137,7 @@ class OpenAIAdapter:
         for msg in req.messages:
             if msg.role == "assistant":
                 self._assistant(msg, messages)
-            else:
+            else:  # user, or a mid-conversation system instruction sent as user text
                 self._user(msg, messages)
         body: dict[str, Any] = {"model": req.model, "messages": messages}
         if req.tools:

@@ -142,8 +142,9 @@ def _messages(raw: Any) -> list[ir.Message]:
     for i, msg in enumerate(_list(raw, "messages")):
         p = f"messages.{i}"
         role = _dict(msg, p).get("role")
-        if role not in ("user", "assistant"):
-            raise InvalidRequest(f"{p}.role: must be 'user' or 'assistant'", param=f"{p}.role")
+        if role not in ("user", "assistant", "system"):
+            raise InvalidRequest(f"{p}.role: must be 'user', 'assistant' or 'system'",
+                                 param=f"{p}.role")
         if "content" not in msg:
             raise InvalidRequest(f"{p}.content: required", param=f"{p}.content")
         out.append(ir.Message(role=role, content=_content(msg["content"], f"{p}.content")))
@@ -176,6 +177,11 @@ def _tools(raw: Any) -> list[ir.Tool]:
     for i, tool in enumerate(_list(raw, "tools")):
         p = f"tools.{i}"
         kind = _dict(tool, p).get("type")
+        if tool.get("defer_loading") is True:
+            # loaded on demand by a tool search an OpenAI-compatible provider does not have;
+            # Anthropic providers still get it through the native body
+            log.debug("dropped a deferred tool")
+            continue
         if (kind is not None and kind != "custom") or "input_schema" not in tool:
             # a server tool (web_search_*, code_execution_*, …): only Anthropic providers run it,
             # and they get it through the native body

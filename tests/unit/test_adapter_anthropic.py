@@ -439,3 +439,16 @@ def test_decode_error_non_json_body():
     assert err.status == 502 and "Bad Gateway" in str(err)
     err = adapter().decode_error(503, b"", {})
     assert err.status == 503 and "claude" in str(err)
+
+
+def test_mid_conversation_system_instruction_joins_the_user_turn():
+    from ferryllm import ir as _ir
+    from ferryllm.config import ProviderConfig
+    req = _ir.Request(model="m", max_tokens=10, messages=[
+        _ir.Message("user", [_ir.TextBlock("hi")]),
+        _ir.Message("system", [_ir.TextBlock("# Environment")])])
+    adapter = AnthropicAdapter(ProviderConfig(name="p", type="anthropic",
+                                              base_url="http://127.0.0.1:1", api_key="k"))
+    body = orjson.loads(adapter.encode_request(req))
+    assert body["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "hi"}, {"type": "text", "text": "# Environment"}]}]

@@ -5,7 +5,7 @@ import orjson
 import pytest
 
 from ferryllm import ir
-from ferryllm.adapters.openai import BUDGET_EFFORTS, IMAGE_MOVED, OpenAIAdapter, effort_for
+from ferryllm.adapters.openai import IMAGE_MOVED, OpenAIAdapter, effort_for
 from ferryllm.adapters.openai_sse import StreamDecoder
 from ferryllm.config import ProviderConfig
 from ferryllm.entry.openai import decode_request
@@ -206,10 +206,11 @@ def test_max_tokens_cap_and_max_completion_tokens() -> None:
     (ir.Reasoning(effort="max"), "high"),
     (ir.Reasoning(effort="xhigh"), "high"),
     (ir.Reasoning(effort="high", budget_tokens=1024), "high"),
-    (ir.Reasoning(budget_tokens=1024), "low"),
-    (ir.Reasoning(budget_tokens=2048), "medium"),
+    (ir.Reasoning(budget_tokens=1024), "minimal"),
+    (ir.Reasoning(budget_tokens=2048), "low"),
     (ir.Reasoning(budget_tokens=8191), "medium"),
-    (ir.Reasoning(budget_tokens=8192), "high"),
+    (ir.Reasoning(budget_tokens=8192), "medium"),
+    (ir.Reasoning(budget_tokens=8193), "high"),
     (ir.Reasoning(budget_tokens=32000), "high"),
     (ir.Reasoning(adaptive=True), None),
 ])
@@ -218,7 +219,6 @@ def test_reasoning_effort(reasoning, effort) -> None:
     body = encode(request([user(T("x"))], reasoning=reasoning))
     assert body.get("reasoning_effort") == effort
     assert "thinking" not in body
-    assert BUDGET_EFFORTS[0] == (2048, "low")
 
 
 def test_stream_asks_for_usage_and_long_user_is_hashed() -> None:
@@ -376,3 +376,18 @@ def test_prompt_cache_key_from_the_policy() -> None:
                   "prompt_cache_key": "mine"})
     req.prompt_cache_key = "k1"
     assert encode(req)["prompt_cache_key"] == "mine"
+
+
+def test_mid_conversation_system_instruction_goes_as_user_text():
+    from ferryllm import ir as _ir
+    req = _ir.Request(model="m", messages=[
+        _ir.Message("user", [_ir.TextBlock("hi")]),
+        _ir.Message("system", [_ir.TextBlock("# Environment")])])
+    body = orjson.loads(OpenAIAdapter(_provider_for_system_test()).encode_request(req))
+    assert body["messages"] == [{"role": "user", "content": "hi"},
+                                {"role": "user", "content": "# Environment"}]
+
+
+def _provider_for_system_test():
+    from ferryllm.config import ProviderConfig
+    return ProviderConfig(name="p", type="openai", base_url="http://127.0.0.1:1", api_key="k")

@@ -142,7 +142,7 @@ def test_server_tools_dropped_with_info_log(caplog):
              {"name": "mystery_without_schema"},
              {"type": "custom", "name": "mine", "input_schema": {"type": "object"}},
              {"name": "plain", "description": "d", "input_schema": {"type": "object"},
-              "defer_loading": True, "cache_control": {"type": "ephemeral"}}]
+              "defer_loading": False, "cache_control": {"type": "ephemeral"}}]
     with caplog.at_level(logging.INFO, logger="ferryllm.translate"):
         req = decode_request(body(tools=tools), {})
     assert req.tools == [ir.Tool("mine", None, {"type": "object"}),
@@ -217,7 +217,7 @@ def test_ignored_fields_accepted():
     (lambda b: b.update(max_tokens=True), "max_tokens"),
     (lambda b: b.update(max_tokens=1.5), "max_tokens"),
     (lambda b: b["messages"].append("hi"), "messages.1"),
-    (lambda b: b["messages"].append({"role": "system", "content": "x"}), "messages.1.role"),
+    (lambda b: b["messages"].append({"role": "tool", "content": "x"}), "messages.1.role"),
     (lambda b: b["messages"].append({"role": "assistant"}), "messages.1.content"),
     (lambda b: b["messages"].append({"role": "user", "content": 5}), "messages.1.content"),
     (lambda b: b["messages"].extend([{"role": "assistant", "content": "a"},
@@ -348,3 +348,20 @@ def test_encode_response_validates_with_the_sdk_model():
 def test_error_body(err, kind):
     assert orjson.loads(error_body(err)) == {"type": "error",
                                              "error": {"type": kind, "message": str(err)}}
+
+
+def test_mid_conversation_system_message_and_deferred_tool_claude_code_2_1():
+    """Claude Code 2.1.331 sends its environment as a `role: system` message (with a
+    message-level output_config) and a `defer_loading` placeholder tool."""
+    body = {"model": "m", "max_tokens": 10,
+            "messages": [{"role": "user", "content": "hi"},
+                         {"role": "system", "output_config": {"effort": "medium"},
+                          "content": [{"type": "text", "text": "# Environment"}]}],
+            "tools": [{"name": "Bash", "input_schema": {"type": "object"}},
+                      {"name": "DeferredToolPlaceholder", "defer_loading": True,
+                       "input_schema": {"type": "object"}}]}
+    req = decode_request(body, {})
+    assert [m.role for m in req.messages] == ["user", "system"]
+    assert req.messages[1].content[0].text == "# Environment"
+    assert [t.name for t in req.tools] == ["Bash"]
+    assert req.native["tools"][1]["name"] == "DeferredToolPlaceholder"  # pass-through keeps it

@@ -4,7 +4,7 @@ import pathlib
 
 PKG = pathlib.Path(__file__).resolve().parents[2] / "ferryllm"
 SANS_IO = ["ir.py", "errors.py", "sse.py", "config.py", "router.py", "policy.py", "limits.py",
-           "auth.py", "tokens.py", "toolnames.py", "entry", "adapters"]
+           "auth.py", "tokens.py", "toolnames.py", "schema.py", "entry", "adapters"]
 
 
 def imports(path: pathlib.Path) -> set[str]:

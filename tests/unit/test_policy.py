@@ -12,7 +12,8 @@ from ferryllm import policy
 from ferryllm.config import Config, PromptCacheConfig, ProviderConfig, ServerConfig
 from ferryllm.entry import anthropic as anthropic_entry
 from ferryllm.ir import Message, Reasoning, Request, TextBlock, Tool
-from ferryllm.policy import EFFORT_BUDGETS, apply, apply_reasoning_policy, budget_effort
+from ferryllm.ir import EFFORT_BUDGETS, budget_effort
+from ferryllm.policy import apply, apply_reasoning_policy
 
 OPENAI = ProviderConfig(name="oai", type="openai", base_url="http://127.0.0.1:1", api_key="k")
 ANTHROPIC = ProviderConfig(name="ant", type="anthropic", base_url="http://127.0.0.1:2",
