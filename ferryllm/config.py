@@ -95,6 +95,7 @@ class ProviderConfig:
     max_tokens_cap: int | None = None
     max_completion_tokens: bool = False  # send max_completion_tokens instead of max_tokens
     reasoning_history: bool = False  # send earlier thinking back as reasoning_content
+    send_reasoning_effort: bool = True  # false for models that reject reasoning_effort
     timeout_secs: float | None = None
     max_connections: int = 1024
 
@@ -395,6 +396,7 @@ _PROVIDER = {
     "max_tokens_cap": _pos_int,
     "max_completion_tokens": _bool,
     "reasoning_history": _bool,
+    "send_reasoning_effort": _bool,
     "timeout_secs": _pos_number,
     "max_connections": _pos_int,
 }

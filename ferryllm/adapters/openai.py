@@ -118,7 +118,9 @@ class OpenAIAdapter:
                 and "max_completion_tokens" not in body):
             body["max_completion_tokens"] = body.pop("max_tokens")
         effort = effort_for(req.reasoning)
-        if effort is not None and effort != EFFORTS.get(body.get("reasoning_effort")):
+        if not self.provider.send_reasoning_effort:
+            body.pop("reasoning_effort", None)
+        elif effort is not None and effort != EFFORTS.get(body.get("reasoning_effort")):
             body["reasoning_effort"] = effort  # set (or changed) by the reasoning policy
         if req.prompt_cache_key and "prompt_cache_key" not in body:
             body["prompt_cache_key"] = req.prompt_cache_key  # the client's own key wins
@@ -164,7 +166,7 @@ class OpenAIAdapter:
         if req.user:
             body["user"] = _user_id(req.user)
         effort = effort_for(req.reasoning)
-        if effort is not None:
+        if effort is not None and self.provider.send_reasoning_effort:
             body["reasoning_effort"] = effort
         if req.prompt_cache_key:
             body["prompt_cache_key"] = req.prompt_cache_key

@@ -391,3 +391,15 @@ def test_mid_conversation_system_instruction_goes_as_user_text():
 def _provider_for_system_test():
     from ferryllm.config import ProviderConfig
     return ProviderConfig(name="p", type="openai", base_url="http://127.0.0.1:1", api_key="k")
+
+
+def test_send_reasoning_effort_false_never_sends_it():
+    from dataclasses import replace as _replace
+    provider = _replace(_provider_for_system_test(), send_reasoning_effort=False)
+    adapter = OpenAIAdapter(provider)
+    req = ir.Request(model="m", messages=[ir.Message("user", [ir.TextBlock("x")])],
+                     reasoning=ir.Reasoning(effort="high"))
+    assert "reasoning_effort" not in orjson.loads(adapter.encode_request(req))
+    native = decode_request({"model": "m", "reasoning_effort": "low",
+                             "messages": [{"role": "user", "content": "x"}]}, {})
+    assert "reasoning_effort" not in orjson.loads(adapter.encode_request(native))
