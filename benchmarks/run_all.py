@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -32,12 +34,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
 
 
-def _wait_http(url: str, seconds: float = 15.0) -> None:
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _wait_http(url: str, proc: subprocess.Popen, seconds: float = 15.0) -> None:
+    """Until `url` answers 200 and `proc` (the process meant to answer it) is still running."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{' '.join(proc.args)} exited with {proc.returncode} (see servers.log)")
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
+                if r.status == 200 and proc.poll() is None:
                     return
         except OSError:
             time.sleep(0.2)
@@ -83,17 +93,20 @@ class Bench:
     def start(self, ttfb_ms: float = 0, workers: int = 1, pin: bool = True) -> None:
         self.stop()
         a = self.args
+        busy = [p for p in (3000, 8081, 8082) if not _port_free(p)]
+        if busy:
+            raise RuntimeError(f"port(s) {busy} already in use: stop what listens there first")
         self.mock = self.procs.start(["taskset", "-c", a.load_core, PY, "-m", "benchmarks.mock_upstream",
                                       "--openai-port", "8081", "--anthropic-port", "8082",
                                       "--ttfb-ms", str(ttfb_ms)], self.log)
-        _wait_http("http://127.0.0.1:8081/health")
-        _wait_http("http://127.0.0.1:8082/health")
+        _wait_http("http://127.0.0.1:8081/health", self.mock)
+        _wait_http("http://127.0.0.1:8082/health", self.mock)
         gw = ["taskset", "-c", a.gateway_core] if pin else []
         gw += [PY, "-m", "ferryllm", "serve", "--config", a.config]
         if workers > 1:
             gw += ["--workers", str(workers)]
         self.gateway = self.procs.start(gw, self.log)
-        _wait_http("http://127.0.0.1:3000/health", 30)
+        _wait_http("http://127.0.0.1:3000/health", self.gateway, 30)
         time.sleep(0.5 if workers == 1 else 2.0)
 
     def stop(self) -> None:
@@ -106,6 +119,9 @@ class Bench:
         argv = (["taskset", "-c", self.args.load_core] if pin else []) + [
             PY, "-m", "benchmarks.load_test", "--json", "--quiet",
             "--gateway-pid", str(self.gateway.pid), "--watch-pid", f"mock={self.mock.pid}", *flags]
+        for p in (self.gateway, self.mock):
+            if p.poll() is not None:
+                raise RuntimeError(f"{' '.join(p.args)} exited with {p.returncode} (see servers.log)")
         print(f"  {name}: {' '.join(flags)}", file=sys.stderr, flush=True)
         out = subprocess.run(argv, cwd=ROOT, capture_output=True, timeout=timeout)
         with open(os.path.join(self.args.out, f"{name}.json"), "wb") as f:
@@ -220,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--load-core", default="1")
     p.add_argument("--out", default=f"/tmp/ferryllm-bench-{int(time.time())}")
     args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # SystemExit: `finally` stops the servers
     rows = run(args)
     print(f"\n{stamp()}; medians of {args.repeat}; raw JSON in {args.out}\n")
     print("| # | measure | target | measured | unit | notes |\n|---|---|---|---|---|---|")
