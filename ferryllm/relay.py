@@ -48,16 +48,24 @@ class EntryCodec:
     ping: bytes
 
 
+class SSEResponse(web.StreamResponse):
+    """Headers go out with the first bytes (a ping or content), so a short stream is one write:
+    headers, data and the chunked terminator together."""
+
+    _send_headers_immediately = False
+
+
 class ClientStream:
     """The client's SSE response: opened lazily, stamped on every write for the keep-alive ticker."""
 
-    __slots__ = ("request", "response", "ping_frame", "committed", "last_write", "loop")
+    __slots__ = ("request", "response", "ping_frame", "committed", "ended", "last_write", "loop")
 
     def __init__(self, request: web.Request, headers: dict[str, str], ping: bytes) -> None:
         self.request = request
-        self.response = web.StreamResponse(status=200, headers=headers)
+        self.response = SSEResponse(status=200, headers=headers)
         self.ping_frame = ping
         self.committed = False
+        self.ended = False
         self.loop = asyncio.get_running_loop()
         self.last_write = self.loop.time()
 
@@ -71,7 +79,16 @@ class ClientStream:
         self.last_write = self.loop.time()
         await self.response.write(data)
 
+    async def end(self, data: bytes) -> None:
+        """The last bytes of a complete stream, with the end of the response in the same write."""
+        if not self.response.prepared:
+            await self.response.prepare(self.request)
+        self.ended = True
+        await self.response.write_eof(data)
+
     async def ping(self) -> None:
+        if self.ended:
+            return
         try:
             await self.write(self.ping_frame)
         except (ConnectionError, RuntimeError):
@@ -349,33 +366,43 @@ class _Output:
         if backend_model != display_model:
             self.rewriter = ModelRewriter(backend_model, display_model)
 
-    async def _write(self, data: bytes) -> None:
-        if not self.client.committed:
-            self.client.committed = True
-            self.outcome.ttft = self.loop.time() - self.started
-        await self.client.write(data)
-
     async def send(self, chunk: bytes, events: list) -> None:
+        client = self.client
+        if client.ended:
+            return  # bytes after the end of the message are not the client's
         if self.is_passthrough:
             data = self.rewriter.feed(chunk) if self.rewriter else chunk
         elif events:
             data = self.encoder.encode(events)
         else:
             return
+        if not client.committed:
+            client.committed = True
+            self.outcome.ttft = self.loop.time() - self.started
         if events and events[-1].__class__ is MessageStop:
             self.outcome.usage = events[-2].usage
-        if data:
-            await self._write(data)
+            if self.rewriter is not None:
+                data += self.rewriter.close()
+            await client.end(data)
+        elif data:
+            await client.write(data)
 
     async def finish(self, events: list) -> None:
-        if self.is_passthrough:
-            rest = self.rewriter.close() if self.rewriter else b""
-            if events and events[-1].__class__ is MessageStop:
-                self.outcome.usage = events[-2].usage
-            if rest:
-                await self._write(rest)
-        elif events:
+        """The provider's body ended: send what is left and end the response."""
+        if self.client.ended:
+            return
+        if events and (not self.is_passthrough or events[-1].__class__ is MessageStop):
             await self.send(b"", events)
+        elif self.rewriter is not None:
+            rest = self.rewriter.close()
+            if rest:
+                await self.client.write(rest)
+
+    async def _write(self, data: bytes) -> None:
+        if not self.client.committed:
+            self.client.committed = True
+            self.outcome.ttft = self.loop.time() - self.started
+        await self.client.write(data)
 
     async def before_error(self, err: GatewayError, chunk: bytes) -> None:
         """Nothing the provider said before an error is lost once the client has content (or the

@@ -72,18 +72,26 @@ class SSEParser:
 
     def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
         out: list[SSEEvent] = []
+        data = self._data
         for line in lines:
-            if not line:  # blank line ends the event
-                if self._data:
-                    out.append(SSEEvent(self._event, b"\n".join(self._data), self._id))
-                    self._data, self._data_size = [], 0
+            if line[:6] == b"data: ":  # the hot case, first
+                data.append(line[6:])
+                self._data_size += len(line) - 6
+                if self._data_size > MAX_EVENT:
+                    raise UpstreamProtocolError("SSE event too large")
+            elif not line:  # blank line ends the event
+                if data:
+                    out.append(SSEEvent(self._event, data[0] if len(data) == 1
+                                        else b"\n".join(data), self._id))
+                    data = self._data = []
+                    self._data_size = 0
                 self._event = b"message"
             elif line[0] != 0x3A:  # b":" starts a comment
                 name, _, value = line.partition(b":")
                 if value[:1] == b" ":
                     value = value[1:]
                 if name == b"data":
-                    self._data.append(value)
+                    data.append(value)
                     self._data_size += len(value)
                     if self._data_size > MAX_EVENT:
                         raise UpstreamProtocolError("SSE event too large")

@@ -253,6 +253,11 @@ class StreamDecoder:
             return
         choice = choices[0]
         delta = choice.get("delta")
+        if delta.__class__ is dict and len(delta) == 1 and self._think == _PLAIN:
+            content = delta.get("content")  # the hot case: a plain text delta
+            if content and content.__class__ is str:
+                self._piece(TEXT, content)
+                delta = None
         if delta:
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if reasoning and reasoning.__class__ is str:
