@@ -199,9 +199,11 @@ class Relay:
         return policy.apply(replace(req, model=route.backend_model), self.config, provider)
 
     async def _attempts_for(self, req: Request, route: Route, outcome: Outcome, attempt_fn):
-        """Run `attempt_fn(provider, adapter, request)` over the plan with retries and fallback.
-        `attempt_fn` raises a GatewayError; `.retryable` ones are retried/fallen back while
-        `outcome`-level state allows it (the caller raises `_Committed` to stop)."""
+        """Run `attempt_fn(provider, adapter, request)` over the plan: the primary with its retries,
+        then each fallback. Nothing is tried again once content reached the client
+        (`err.committed`). A `retryable` error (connect, timeout, 429/5xx/529) is retried on the
+        same provider, then falls back; any other provider-side failure (credentials rejected, a
+        malformed stream) falls back at once; a client error (4xx) is the client's answer."""
         last_err: GatewayError | None = None
         plan = self._plan(route)
         for position, provider in enumerate(plan):
@@ -228,8 +230,10 @@ class Relay:
                 except GatewayError as err:
                     self._record_failure(breaker, probe, provider, err)
                     last_err = err
-                    if not err.retryable or err.committed:
+                    if err.committed or (not err.retryable and err.status < 500):
                         raise
+                    if not err.retryable:
+                        break  # no use asking this provider again: next in the plan
                     if attempt + 1 < self._attempts:
                         await asyncio.sleep(self.backoff.delay(attempt, random.random(),
                                                                err.retry_after))

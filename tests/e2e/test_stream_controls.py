@@ -150,3 +150,24 @@ async def test_client_disconnect_cancels_provider_request(gateway, provider):
         resp.close()  # the client goes away
     await asyncio.wait_for(mock.stream_closed.wait(), 5)
     assert mock.open_streams == 0 and mock.cancelled_streams == 1
+
+
+async def test_fallback_when_primary_rejects_the_gateway_key_but_not_on_client_error(
+        gateway, provider, sdk):
+    primary = MockProvider().then(Reply(status=401, body={"error": {"message": "bad key"}}),
+                                  Reply(status=400, body={"error": {"message": "too long"}}))
+    backup = MockProvider(Reply(chunks=frames("text")))
+    p_url, b_url = await provider(primary), await provider(backup)
+    base = await gateway(make_config(
+        {"primary": ("anthropic", p_url), "backup": ("anthropic", b_url)},
+        [{"match": "*", "provider": "primary", "fallback_providers": ["backup"]}],
+        retry_attempts=2, retry_backoff_ms=1))
+    client = sdk.anthropic(base)
+    async with client.messages.stream(model="claude-x", max_tokens=10,
+                                      messages=[{"role": "user", "content": "hi"}]) as stream:
+        assert (await stream.get_final_message()).stop_reason == "end_turn"
+    assert (len(primary.received), len(backup.received)) == (1, 1)  # no retry, one fallback
+    with pytest.raises(anthropic.BadRequestError):
+        await client.messages.create(model="claude-x", max_tokens=10,
+                                     messages=[{"role": "user", "content": "hi"}])
+    assert (len(primary.received), len(backup.received)) == (2, 1)  # a 400 is the client's
