@@ -51,8 +51,15 @@ _tools_memo: dict[bytes, tuple[list[Tool] | None, bytes]] = {}
 _system_memo: dict[tuple[int, int], bytes] = {}
 
 
-def apply(req: Request, cfg: Config, provider: ProviderConfig) -> Request:
+def apply(req: Request, cfg: Config, provider: ProviderConfig,
+          model: str | None = None) -> Request:
+    """The request as `provider` gets it; `model` (the backend model) replaces the client's in
+    the same copy. The client's request is never changed."""
     changes: dict = {}
+    if model is not None and model != req.model:
+        changes["model"] = model
+    else:
+        model = req.model
     system = strip_volatile_system(req.system, cfg.prompt_cache.strip_system_prefixes)
     if system is not req.system:
         changes["system"] = system
@@ -67,7 +74,7 @@ def apply(req: Request, cfg: Config, provider: ProviderConfig) -> Request:
         if cleaned is not None:
             changes["tools"] = cleaned
         if cfg.prompt_cache.prompt_cache_key and (req.tools or system):
-            changes["prompt_cache_key"] = prompt_cache_key(provider.name, req.model,
+            changes["prompt_cache_key"] = prompt_cache_key(provider.name, model,
                                                            tools_digest, _system_digest(system))
     return replace(req, **changes) if changes else req
 

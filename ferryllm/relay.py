@@ -11,7 +11,7 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import aiohttp
@@ -196,7 +196,7 @@ class Relay:
         return [route.provider, *route.fallbacks]
 
     def _prepare_request(self, req: Request, route: Route, provider: ProviderConfig) -> Request:
-        return policy.apply(replace(req, model=route.backend_model), self.config, provider)
+        return policy.apply(req, self.config, provider, model=route.backend_model)
 
     async def _attempts_for(self, req: Request, route: Route, outcome: Outcome, attempt_fn):
         """Run `attempt_fn(provider, adapter, request)` over the plan: the primary with its retries,

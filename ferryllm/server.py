@@ -3,7 +3,9 @@ rendering per entry, access log and metrics; `run()` and `run_demo()` for the CL
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import math
 import re
 import signal
@@ -81,9 +83,25 @@ class Gateway:
 GATEWAY = web.AppKey("gateway", Gateway)
 
 
+_ID_PREFIX = "req_" + uuid.uuid4().hex[:12]
+_ids = itertools.count(1)
+
+
+def _new_id_prefix() -> None:  # a forked worker must not repeat its parent's ids
+    global _ID_PREFIX, _ids
+    _ID_PREFIX, _ids = "req_" + uuid.uuid4().hex[:12], itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+
 def _request_id(request: web.Request) -> str:
-    given = request.headers.get("x-request-id", "")
-    return given if _REQUEST_ID.match(given) else "req_" + uuid.uuid4().hex
+    """The client's `x-request-id` when it is sane, else a process-unique id (no uuid4 per
+    request: a random per-process prefix and a counter)."""
+    given = request.headers.get("x-request-id")
+    if given and _REQUEST_ID.match(given):
+        return given
+    return f"{_ID_PREFIX}{next(_ids):x}"
 
 
 def _error_response(codec: EntryCodec, err: GatewayError, request_id: str) -> web.Response:
