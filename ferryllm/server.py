@@ -339,8 +339,14 @@ def run_async(coro) -> None:
         factory = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - platforms without uvloop
         factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(coro)
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(coro)
+    finally:
+        # closing the loop restored the default handlers: a second SIGTERM arriving while the
+        # process exits must not turn a clean drain into death by signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run(config: Config, *, workers: int = 1) -> int:

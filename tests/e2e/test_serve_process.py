@@ -35,10 +35,15 @@ def free_port() -> int:
 class Served:
     def __init__(self, proc: asyncio.subprocess.Process, base: str) -> None:
         self.proc, self.base = proc, base
+        self.signalled = False
+
+    def send(self, sig: int = signal.SIGTERM) -> None:
+        self.signalled = True
+        self.proc.send_signal(sig)
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
+        if self.proc.returncode is None and not self.signalled:
+            self.send(sig)
         try:
             return await asyncio.wait_for(self.proc.wait(), timeout)
         except asyncio.TimeoutError:
@@ -123,7 +128,7 @@ async def test_sigterm_lets_in_flight_stream_finish(serve, provider, tmp_path):
         async with s.post(served.base + "/v1/messages", json=STREAM_BODY) as r:
             first = await r.content.readany()
             assert first
-            served.proc.send_signal(signal.SIGTERM)
+            served.send(signal.SIGTERM)
             rest = await r.content.read()
     body = first + rest
     assert body.count(b"event: content_block_delta") == frames_with(frames, b"content_block_delta")
