@@ -1,0 +1,110 @@
+"""Instructions per request on the whole path, counted by valgrind's callgrind: the same number on
+every run, whatever else the machine does (CPU time on a shared 2-core VM moves ±15 %).
+
+One uvloop process holds the raw mock (`benchmarks.mock_raw`, OpenAI-compatible), ferryllm's app
+and a raw asyncio client that sends N sequential Anthropic requests over one keep-alive
+connection. The process runs under callgrind with N = 0 and N = `--requests`; the difference
+divided by N is the cost of one request (gateway + mock + client; the last two are small and do
+not change between two ferryllm commits, so a before/after ratio is the gateway's).
+
+    python -m benchmarks.instructions --requests 200            # streams
+    python -m benchmarks.instructions --requests 200 --json-path  # non-streaming
+Needs valgrind (Debian: apt-get install valgrind). User-space instructions only: syscalls saved
+show in CPU time, not here.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+
+if not __package__:  # run as a file: make the repo importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _drive(requests: int, stream: bool) -> None:
+    import logging
+
+    import orjson
+    from aiohttp import web
+
+    from benchmarks.mock_raw import start as start_mock
+    from benchmarks.mock_upstream import Mock, MockConfig
+    from ferryllm.config import Config, ProviderConfig, RouteConfig, ServerConfig
+    from ferryllm.server import build_app, make_runner
+
+    logging.getLogger("ferryllm").setLevel(logging.WARNING)
+    mock_port, gw_port = _free_port(), _free_port()
+    mock = await start_mock("127.0.0.1", mock_port, Mock(MockConfig(protocol="openai")))
+    cfg = Config(server=ServerConfig(listen=f"127.0.0.1:{gw_port}"),
+                 providers=(ProviderConfig(name="p", type="openai", api_key="k",
+                                           base_url=f"http://127.0.0.1:{mock_port}"),),
+                 routes=(RouteConfig(match="*", provider="p"),))
+    runner = make_runner(build_app(cfg), cfg)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", gw_port).start()
+    body = orjson.dumps({"model": "claude-x", "max_tokens": 64, "stream": stream,
+                         "messages": [{"role": "user", "content": "hello there"}]})
+    request = (b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+               b"content-length: %d\r\n\r\n" % len(body)) + body
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw_port)
+    for _ in range(requests):
+        writer.write(request)
+        if stream:
+            await reader.readuntil(b"0\r\n\r\n")
+        else:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))
+            await reader.readexactly(length)
+    writer.close()
+    await runner.cleanup()
+    mock.close()
+
+
+def _count(requests: int, stream: bool) -> int:
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+           "-m", "benchmarks.instructions", "--run", str(requests)]
+    if not stream:
+        cmd.append("--json-path")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or not found:
+        raise SystemExit(f"error: callgrind run failed: {done.stderr[-500:]}")
+    return int(found.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--json-path", action="store_true", help="non-streaming requests")
+    ap.add_argument("--run", type=int, help=argparse.SUPPRESS)  # the measured child
+    args = ap.parse_args(argv)
+    stream = not args.json_path
+    if args.run is not None:
+        import uvloop
+        uvloop.run(_drive(args.run, stream))
+        return 0
+    if shutil.which("valgrind") is None:
+        print("error: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 1
+    base, loaded = _count(0, stream), _count(args.requests, stream)
+    per = (loaded - base) // args.requests
+    print(f"{'stream' if stream else 'json'}: {per} instructions per request "
+          f"({args.requests} requests)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
