@@ -40,7 +40,7 @@ from dataclasses import replace
 import orjson
 
 from .config import Config, ProviderConfig
-from .ir import EFFORT_BUDGETS, EFFORT_ORDER, Reasoning, Request, TextBlock, Tool, budget_effort
+from .ir import EFFORT_BUDGETS, EFFORT_ORDER, Reasoning, Request, TextBlock, Tool
 from .schema import clean_schema
 
 _RANK = {effort: rank for rank, effort in enumerate(EFFORT_ORDER)}

@@ -33,7 +33,7 @@ from .. import ir
 from ..config import ProviderConfig
 from ..errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
 from ..toolnames import ToolNames, shorten
-from .openai_sse import (StreamDecoder, matched_stop, provider_error, split_think, stop_reason,
+from .openai_sse import (StreamDecoder, load_object, matched_stop, provider_error, split_think, stop_reason,
                          usage_from_openai)
 
 log = logging.getLogger("ferryllm.translate")
@@ -232,12 +232,7 @@ class OpenAIAdapter:
     # ------------------------------------------------------------ response
 
     def decode_response(self, body: bytes, req: ir.Request) -> ir.Response:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise UpstreamProtocolError("malformed response from provider (not JSON)") from None
-        if data.__class__ is not dict:
-            raise UpstreamProtocolError("malformed response from provider (not a JSON object)")
+        data = load_object(body, "response")
         if data.get("error"):
             raise provider_error(data["error"], self.provider.name)
         try:

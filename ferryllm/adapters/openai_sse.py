@@ -87,6 +87,17 @@ def usage_from_openai(u: dict) -> ir.Usage:
                     cache_read_input_tokens=cached, cache_creation_input_tokens=written)
 
 
+def load_object(data: bytes, what: str) -> dict:
+    """A provider's JSON object (a stream chunk or a whole response), or UpstreamProtocolError."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError(f"malformed {what} from provider (not JSON)") from None
+    if obj.__class__ is not dict:
+        raise UpstreamProtocolError(f"malformed {what} from provider (not a JSON object)")
+    return obj
+
+
 def stop_reason(finish: str | None, tool_calls: bool, stop_sequence: str | None) -> str:
     if finish == "length":
         return ir.MAX_TOKENS
@@ -227,12 +238,7 @@ class StreamDecoder:
                 return
             if not data:
                 return
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamProtocolError("malformed chunk from provider (not JSON)") from None
-        if obj.__class__ is not dict:
-            raise UpstreamProtocolError("malformed chunk from provider (not a JSON object)")
+        obj = load_object(data, "chunk")
         err = obj.get("error")
         if err or ev.event == b"error":
             raise provider_error(err or obj, self._provider)

@@ -9,7 +9,6 @@ import pytest
 
 from benchmarks import mock_raw
 from benchmarks.mock_upstream import Mock, MockConfig, build_app
-from ferryllm.server import build_app as build_gateway
 from tests.conftest import make_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -7,8 +7,6 @@ import logging
 import re
 
 import aiohttp
-import anthropic
-import openai
 import pytest
 
 from ferryllm.config import AuthConfig, Config
