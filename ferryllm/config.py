@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .ir import EFFORT_ORDER
+
 REASONING_POLICIES = ("preserve", "fill_missing", "cap", "force")
-REASONING_EFFORTS = ("minimal", "low", "medium", "high", "max")
+REASONING_EFFORTS = EFFORT_ORDER  # minimal < low < medium < high < xhigh < max
 PROVIDER_TYPES = ("openai", "anthropic")
 DEFAULT_CACHE_STRIP_PREFIXES = ("x-anthropic-billing-header:",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
