@@ -35,7 +35,7 @@ class ServerConfig:
     listen: str = "0.0.0.0:3000"
     request_timeout_secs: float = 120.0
     body_limit_mb: float = 32.0
-    max_concurrent_requests: int | None = None
+    max_concurrent_requests: int | None = 4096  # bounded by default; 0 in the file turns it off
     rate_limit_per_minute: int | None = None
     retry_attempts: int = 0
     retry_backoff_ms: int = 100

@@ -112,13 +112,19 @@ def _error_response(codec: EntryCodec, err: GatewayError, request_id: str) -> we
                         content_type="application/json", headers=headers)
 
 
-async def _read_json(request: web.Request, limit: int) -> dict:
+async def _read_json(request: web.Request, limit: int, timeout: float) -> dict:
     if request.content_length is not None and request.content_length > limit:
         raise RequestTooLarge(f"request body is larger than the {limit} byte limit")
     try:
-        raw = await request.read()
+        if request.content.is_eof():  # the usual case: the body came with the headers
+            raw = await request.read()
+        else:  # a body still arriving is bounded in time too (a slow client holds a permit)
+            async with asyncio.timeout(timeout):
+                raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise RequestTooLarge(f"request body is larger than the {limit} byte limit") from None
+    except TimeoutError:
+        raise InvalidRequest("request body not received in time", status=408) from None
     if not raw:
         raise InvalidRequest("request body is empty; expected a JSON object")
     try:
@@ -141,7 +147,7 @@ async def _chat(request: web.Request, codec: EntryCodec, decode) -> web.StreamRe
     ticket = None
     try:
         ticket = gw.admit(request.headers)
-        body = await _read_json(request, gw.body_limit)
+        body = await _read_json(request, gw.body_limit, gw.config.server.request_timeout_secs)
         req = decode(body, request.headers)
         display_model, stream = req.model, req.stream
         route = gw.router.resolve(req.model)
@@ -189,7 +195,7 @@ async def messages_count_tokens(request: web.Request) -> web.Response:
     ticket = None
     try:
         ticket = gw.admit(request.headers)
-        body = await _read_json(request, gw.body_limit)
+        body = await _read_json(request, gw.body_limit, gw.config.server.request_timeout_secs)
         req = anthropic_entry.decode_count_tokens(body, request.headers)
         route = gw.router.resolve(req.model)
         adapter = gw.adapters[route.provider.name]

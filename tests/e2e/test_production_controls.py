@@ -200,3 +200,20 @@ async def test_no_secret_in_logs_metrics_or_errors(gateway, provider, sdk, caplo
     for secret in (CLIENT_KEY, "sk-provider-a", "secret prompt text"):
         assert secret not in haystack, secret
     assert re.search(r"credentials", bodies[2])
+
+
+async def test_slow_request_body_is_cut_with_408(gateway, provider):
+    url = await provider(MockProvider(Reply(body=OK)))
+    base = await gateway(make_config({"a": ("anthropic", url)}, request_timeout_secs=0.3))
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                 b"content-length: 100\r\n\r\n{\"model\":")  # and then nothing more
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 408")
+
+
+async def test_concurrency_is_bounded_by_default():
+    from ferryllm.config import ServerConfig
+    assert ServerConfig().max_concurrent_requests == 4096
