@@ -58,7 +58,7 @@ def test_minimal_config_gets_every_default():
     assert cfg.server.reasoning_policy == "fill_missing"
     assert cfg.server.shutdown_grace_secs == 10
     assert cfg.server.idle_timeout == 120  # stream_idle_timeout_secs defaults to the request's
-    assert cfg.server.max_concurrent_requests is None and cfg.server.rate_limit_per_minute is None
+    assert cfg.server.max_concurrent_requests == 4096 and cfg.server.rate_limit_per_minute is None
     assert cfg.logging == LoggingConfig(level="info", format="text")
     assert cfg.metrics == MetricsConfig(enabled=True)
     assert cfg.auth == AuthConfig()
