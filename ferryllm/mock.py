@@ -2,10 +2,11 @@
 
 It answers with a short text that names the model and echoes the size of the prompt (never the
 prompt itself), streams it as real providers do (role chunk, content chunks, finish chunk, usage
-chunk, `[DONE]`), and calls the first tool offered when the last user message mentions "tool",
-so a tool round trip can be tried without a key or a network."""
+chunk, `[DONE]`), and calls a tool (`Bash` if offered, else the first) when the user asks it
+to "use a tool", so a tool round trip can be tried without a key or a network."""
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -27,39 +28,49 @@ def demo_config(listen: str, upstream_port: int) -> Config:
     )
 
 
-def _last_user(messages: list) -> tuple[str, bool]:
-    """(text of the last message, whether it is a tool result)."""
-    if not messages:
-        return "", False
-    last = messages[-1]
-    if last.get("role") == "tool":
-        content = last.get("content")
-        return content if isinstance(content, str) else orjson.dumps(content).decode(), True
-    content = last.get("content")
+TOOL_PHRASE = "use a tool"
+_REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>\s*", re.S)
+
+
+def _texts(content) -> list[str]:
+    if isinstance(content, str):
+        return [content]
     if isinstance(content, list):
-        content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return content if isinstance(content, str) else "", False
+        return [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    return []
 
 
-def _tool_args(tool: dict) -> str:
+def _tool_args(tool: dict, name: str) -> str:
+    if name == "Bash":  # Claude Code's shell tool: something harmless to run
+        return orjson.dumps({"command": "echo hello from the ferryllm demo",
+                             "description": "Print a greeting"}).decode()
     params = (tool.get("function") or {}).get("parameters") or {}
     props = params.get("properties") or {}
-    args = {name: "demo" for name in params.get("required", []) if
-            (props.get(name) or {}).get("type", "string") == "string"}
+    args = {key: "demo" for key in params.get("required", []) if
+            (props.get(key) or {}).get("type", "string") == "string"}
     return orjson.dumps(args).decode()
 
 
 def _plan(body: dict) -> tuple[str, dict | None]:
-    text, is_tool_result = _last_user(body.get("messages") or [])
+    """A text answer, or (when a user asked to "use a tool" and no tool has answered yet) a call
+    of the `Bash` tool if offered, else of the first tool. Reminder blocks that clients such as
+    Claude Code add to user turns are not read as the user's words."""
+    messages = body.get("messages") or []
+    results = [m for m in messages if m.get("role") == "tool"]
+    if results:
+        size = sum(len(t) for t in _texts(results[-1].get("content")))
+        return f"The tool returned {size} characters. Done.", None
+    said = [_REMINDER.sub("", t) for m in messages if m.get("role") == "user"
+            for t in _texts(m.get("content"))]
     tools = body.get("tools") or []
-    if tools and not is_tool_result and "tool" in text.lower():
-        fn = tools[0].get("function") or {}
-        return "Let me call a tool.", {"id": "call_" + uuid.uuid4().hex[:24],
-                                       "name": fn.get("name", "tool"), "arguments": _tool_args(tools[0])}
-    if is_tool_result:
-        return f"The tool returned {len(text)} characters. Done.", None
+    if tools and any(TOOL_PHRASE in t.lower() for t in said):
+        chosen = next((t for t in tools if (t.get("function") or {}).get("name") == "Bash"), tools[0])
+        name = (chosen.get("function") or {}).get("name", "tool")
+        return "Let me call a tool.", {"id": "call_" + uuid.uuid4().hex[:24], "name": name,
+                                       "arguments": _tool_args(chosen, name)}
+    last = said[-1] if said else ""
     return (f"Hello from the ferryllm demo provider ({body.get('model')}). "
-            f"Your last message had {len(text)} characters."), None
+            f"Your last message had {len(last)} characters."), None
 
 
 def _usage(body: dict, completion: int) -> dict:
