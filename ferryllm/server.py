@@ -403,7 +403,8 @@ Try it:
   curl -sN {base}/v1/chat/completions -H 'content-type: application/json' \\
     -d '{{"model":"gpt-4o","stream":true,"messages":[{{"role":"user","content":"hello"}}]}}'
 
-Claude Code against it:
+Claude Code against it (ask it to "use a tool" for a Bash round trip):
   ANTHROPIC_BASE_URL={base} ANTHROPIC_API_KEY=demo claude --print -- "say hello"
+  ANTHROPIC_BASE_URL={base} ANTHROPIC_API_KEY=demo claude --print --allowedTools Bash -- "please use a tool"
 
 Ctrl-C stops it."""
