@@ -5,18 +5,15 @@ The data shapes below are the contract the rest of the gateway reads; `load_conf
 from __future__ import annotations
 
 import difflib
-import ipaddress
-import math
 import os
-import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from . import config_values as cv
+from .config_values import normalise_base_url  # noqa: F401 - part of this module's API
 from .ir import EFFORT_ORDER
 
 REASONING_POLICIES = ("preserve", "fill_missing", "cap", "force")
@@ -142,13 +139,6 @@ class ConfigError(Exception):
         self.warnings = warnings  # reported alongside: a typo'd key often explains a problem
 
 
-def normalise_base_url(url: str) -> str:
-    url = url.strip().rstrip("/")
-    if url.endswith("/v1"):
-        url = url[:-3].rstrip("/")
-    return url
-
-
 def load_config(path: str | os.PathLike[str], *, strict: bool = False,
                 environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate a TOML file. A file that cannot be read or parsed is one problem."""
@@ -175,211 +165,55 @@ def load_config(path: str | os.PathLike[str], *, strict: bool = False,
 def check_listen(value: Any) -> str | None:
     """The problem with a `HOST:PORT` value, or None. Shared with `--listen`."""
     try:
-        _listen(value)
-    except _Bad as e:
+        cv.listen(value)
+    except cv.Bad as e:
         return str(e)
     return None
 
 
-# ---------------------------------------------------------------- value checkers
-# Each takes the TOML value and returns the Python value, or raises _Bad (the caller adds the key).
-
-
-class _Bad(Exception):
-    pass
-
-
-_KINDS = ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"),
-          (dict, "a table"), (list, "an array"))
-
-
-def _kind(v: Any) -> str:
-    return next((name for t, name in _KINDS if isinstance(v, t)),
-                f"a {type(v).__name__}")  # TOML dates and times
-
-
-def _show(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + (v if len(v) <= 80 else v[:77] + "...") + '"'
-    if isinstance(v, int | float):
-        return repr(v)
-    return _kind(v)
-
-
-def _number(v: Any, *, zero_ok: bool) -> float:
-    if (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
-            or v < 0 or (v == 0 and not zero_ok)):
-        what = "a number >= 0" if zero_ok else "a positive number"
-        raise _Bad(f"expected {what}, got {_show(v)}")
-    return float(v)
-
-
-_pos_number = partial(_number, zero_ok=False)
-_nonneg_number = partial(_number, zero_ok=True)
-
-
-def _integer(v: Any, minimum: int, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise _Bad(f"expected {what}, got {_show(v)}")
-    return v
-
-
-_pos_int = partial(_integer, minimum=1, what="a positive integer")
-_nonneg_int = partial(_integer, minimum=0, what="an integer >= 0")
-
-
-def _limit(v: Any) -> int | None:
-    """An optional cap: a positive integer; 0 means off, like leaving it out."""
-    return _integer(v, 0, "an integer >= 0 (0 turns the limit off)") or None
-
-
-def _bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise _Bad(f"expected true or false, got {_show(v)}")
-    return v
-
-
-def _text(v: Any) -> str:
-    if not isinstance(v, str):
-        raise _Bad(f"expected a string, got {_show(v)}")
-    if not v.strip():
-        raise _Bad("must not be empty")
-    return v
-
-
-def _strings(v: Any) -> tuple[str, ...]:
-    if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-        raise _Bad(f"expected an array of strings, got {_show(v)}")
-    return tuple(v)
-
-
-def _enum(choices: tuple[str, ...], aliases: Mapping[str, str] | None = None
-          ) -> Callable[[Any], str]:
-    def check(v: Any) -> str:
-        if isinstance(v, str):
-            name = v.strip().lower()
-            name = (aliases or {}).get(name, name)
-            if name in choices:
-                return name
-        raise _Bad(f"expected one of {', '.join(choices)}; got {_show(v)}")
-    return check
-
-
-_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.\-]*[A-Za-z0-9])?")
-
-
-def _listen(v: Any) -> str:
-    if not isinstance(v, str):
-        raise _Bad(f"expected HOST:PORT, got {_show(v)}")
-    host, sep, port = v.rpartition(":")
-    if not sep or not host or not port.isdigit() or not port.isascii():
-        raise _Bad(f"expected HOST:PORT, got {_show(v)}")
-    if host.startswith("["):
-        try:
-            if not host.endswith("]"):
-                raise ValueError
-            ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            raise _Bad(f"invalid IPv6 address in {_show(v)}") from None
-    elif ":" in host:
-        raise _Bad(f"an IPv6 host needs brackets, e.g. \"[::1]:{port}\"; got {_show(v)}")
-    elif not _HOST.fullmatch(host):
-        raise _Bad(f"invalid host in {_show(v)}")
-    if not 1 <= int(port) <= 65535:
-        raise _Bad(f"port must be 1-65535, got {int(port)}")
-    return v
-
-
-def _base_url(v: Any) -> str:
-    if not isinstance(v, str):
-        raise _Bad(f"must be an http(s) URL, got {_show(v)}")
-    url = normalise_base_url(v)
-    shown = "" if "@" in v else f", got {_show(v)}"  # user:password@host stays private
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise _Bad(f"must be an http(s) URL{shown}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-        raise _Bad(f"must be an http(s) URL{shown}")
-    if parts.query or parts.fragment:
-        raise _Bad(f"must not have a query or fragment{shown}")
-    return url
+# ---------------------------------------------------------------- provider type
 
 
 def _provider_type(v: Any) -> str:
     if isinstance(v, str) and v in FUTURE_PROVIDER_TYPES:
-        raise _Bad(f"\"{v}\" is not yet supported (supported: {', '.join(PROVIDER_TYPES)})")
-    return _enum(PROVIDER_TYPES)(v)
-
-
-def _secret(v: Any) -> str:
-    """The value itself never appears in a message."""
-    if not isinstance(v, str):
-        raise _Bad(f"expected a string, got {_kind(v)}")
-    return _clean_secret(v)
-
-
-def _clean_secret(v: str) -> str:
-    v = v.strip()
-    if not v:
-        raise _Bad("must not be empty")
-    if any(ord(c) < 32 or ord(c) == 127 for c in v):
-        raise _Bad("contains a line break or control character")
-    return v
-
-
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-def _headers(v: Any) -> tuple[tuple[str, str], ...]:
-    if not isinstance(v, dict):
-        raise _Bad(f"expected a table of header names to strings, got {_show(v)}")
-    bad = [f"{k!r} is not a valid header name" for k in v if not _TOKEN.fullmatch(k)]
-    bad += [f"{k!r}: expected a string value" for k, x in v.items() if not isinstance(x, str)]
-    bad += [f"{k!r}: value contains a line break or control character" for k, x in v.items()
-            if isinstance(x, str) and any(ord(c) < 32 and c != "\t" for c in x)]
-    if bad:
-        raise _Bad("; ".join(bad))
-    return tuple(v.items())
+        raise cv.Bad(f"\"{v}\" is not yet supported (supported: {', '.join(PROVIDER_TYPES)})")
+    return cv.enum(PROVIDER_TYPES)(v)
 
 
 # ---------------------------------------------------------------- schemas
 
 _SERVER: dict[str, Callable[[Any], Any]] = {
-    "listen": _listen,
-    "request_timeout_secs": _pos_number,
-    "body_limit_mb": _pos_number,
-    "max_concurrent_requests": _limit,
-    "rate_limit_per_minute": _limit,
-    "retry_attempts": _nonneg_int,
-    "retry_backoff_ms": _nonneg_int,
-    "retry_backoff_max_ms": _nonneg_int,
-    "circuit_breaker_failures": _limit,
-    "circuit_breaker_cooldown_secs": _pos_number,
-    "default_reasoning_effort": _enum(REASONING_EFFORTS),
-    "max_reasoning_effort": _enum(REASONING_EFFORTS),
-    "reasoning_policy": _enum(REASONING_POLICIES),
-    "stream_idle_timeout_secs": _pos_number,
-    "shutdown_grace_secs": _nonneg_number,
-    "keepalive_interval_secs": _pos_number,
-    "max_header_size": _pos_int,
+    "listen": cv.listen,
+    "request_timeout_secs": cv.pos_number,
+    "body_limit_mb": cv.pos_number,
+    "max_concurrent_requests": cv.limit,
+    "rate_limit_per_minute": cv.limit,
+    "retry_attempts": cv.nonneg_int,
+    "retry_backoff_ms": cv.nonneg_int,
+    "retry_backoff_max_ms": cv.nonneg_int,
+    "circuit_breaker_failures": cv.limit,
+    "circuit_breaker_cooldown_secs": cv.pos_number,
+    "default_reasoning_effort": cv.enum(REASONING_EFFORTS),
+    "max_reasoning_effort": cv.enum(REASONING_EFFORTS),
+    "reasoning_policy": cv.enum(REASONING_POLICIES),
+    "stream_idle_timeout_secs": cv.pos_number,
+    "shutdown_grace_secs": cv.nonneg_number,
+    "keepalive_interval_secs": cv.pos_number,
+    "max_header_size": cv.pos_int,
 }
-_LOGGING = {"level": _enum(LOG_LEVELS, {"warn": "warning"}), "format": _enum(LOG_FORMATS)}
-_METRICS = {"enabled": _bool}
+_LOGGING = {"level": cv.enum(LOG_LEVELS, {"warn": "warning"}), "format": cv.enum(LOG_FORMATS)}
+_METRICS = {"enabled": cv.boolean}
 _AUTH = {
-    "enabled": _bool,
-    "api_keys_env": _text,
-    "api_keys_file": _text,
-    "per_key_rate_limit_per_minute": _limit,
-    "per_key_max_concurrent_requests": _limit,
+    "enabled": cv.boolean,
+    "api_keys_env": cv.text,
+    "api_keys_file": cv.text,
+    "per_key_rate_limit_per_minute": cv.limit,
+    "per_key_max_concurrent_requests": cv.limit,
 }
 _PROMPT_CACHE = {
-    "strip_system_prefixes": _strings,
-    "strip_system_line_prefixes": _strings,  # the reference's name for the same list
-    "prompt_cache_key": _bool,
+    "strip_system_prefixes": cv.strings,
+    "strip_system_line_prefixes": cv.strings,  # the reference's name for the same list
+    "prompt_cache_key": cv.boolean,
 }
 # Keys of the Rust ferryllm's [prompt_cache] that this gateway accepts but does not act on.
 _PROMPT_CACHE_COMPAT = frozenset({
@@ -388,26 +222,26 @@ _PROMPT_CACHE_COMPAT = frozenset({
     "debug_log_request_shape", "relocate_system_prefix_range", "log_relocated_system_text",
 })
 _PROVIDER = {
-    "name": _text,
+    "name": cv.text,
     "type": _provider_type,
-    "base_url": _base_url,
-    "api_key": _secret,
-    "api_key_env": _text,
-    "api_key_file": _text,
-    "headers": _headers,
-    "max_tokens_cap": _pos_int,
-    "max_completion_tokens": _bool,
-    "reasoning_history": _bool,
-    "send_reasoning_effort": _bool,
-    "timeout_secs": _pos_number,
-    "max_connections": _pos_int,
+    "base_url": cv.base_url,
+    "api_key": cv.secret,
+    "api_key_env": cv.text,
+    "api_key_file": cv.text,
+    "headers": cv.headers,
+    "max_tokens_cap": cv.pos_int,
+    "max_completion_tokens": cv.boolean,
+    "reasoning_history": cv.boolean,
+    "send_reasoning_effort": cv.boolean,
+    "timeout_secs": cv.pos_number,
+    "max_connections": cv.pos_int,
 }
 _ROUTE = {
-    "match": _text,
-    "match_type": _enum(MATCH_TYPES),
-    "provider": _text,
-    "rewrite_model": _text,
-    "fallback_providers": _strings,
+    "match": cv.text,
+    "match_type": cv.enum(MATCH_TYPES),
+    "provider": cv.text,
+    "rewrite_model": cv.text,
+    "fallback_providers": cv.strings,
 }
 _SECTIONS = {"server": _SERVER, "logging": _LOGGING, "metrics": _METRICS, "auth": _AUTH,
              "prompt_cache": _PROMPT_CACHE}
@@ -446,7 +280,7 @@ class _Checker:
                 continue
             try:
                 out[key] = check(value)
-            except _Bad as e:
+            except cv.Bad as e:
                 self.problems.append(f"{path}: {e}")
         return out
 
@@ -454,7 +288,7 @@ class _Checker:
         value = data.get(name, {})
         if isinstance(value, dict):
             return value
-        self.problems.append(f"{name}: expected a table ([{name}]), got {_show(value)}")
+        self.problems.append(f"{name}: expected a table ([{name}]), got {cv.show(value)}")
         return {}
 
     def array(self, data: dict[str, Any], name: str) -> list[dict[str, Any] | None] | None:
@@ -462,12 +296,12 @@ class _Checker:
         value = data.get(name, [])
         if not isinstance(value, list):
             self.problems.append(f"{name}: expected an array of tables ([[{name}]]), "
-                                 f"got {_kind(value)}")
+                                 f"got {cv.kind_of(value)}")
             return None
         out: list[dict[str, Any] | None] = []
         for i, item in enumerate(value):
             if not isinstance(item, dict):
-                self.problems.append(f"{name}[{i}]: expected a table, got {_show(item)}")
+                self.problems.append(f"{name}[{i}]: expected a table, got {cv.show(item)}")
             out.append(item if isinstance(item, dict) else None)
         return out
 
@@ -617,8 +451,8 @@ def _provider_key(c: _Checker, key: str, table: dict[str, Any], raw: dict[str, A
     if value is None:
         return None
     try:
-        return _clean_secret(value)
-    except _Bad as e:
+        return cv.clean_secret(value)
+    except cv.Bad as e:
         c.problems.append(f"{path}: {what} {'is empty' if not value.strip() else e}")
         return None
 

@@ -3,7 +3,7 @@ import ast
 import pathlib
 
 PKG = pathlib.Path(__file__).resolve().parents[2] / "ferryllm"
-SANS_IO = ["ir.py", "errors.py", "sse.py", "config.py", "router.py", "policy.py", "limits.py",
+SANS_IO = ["ir.py", "errors.py", "sse.py", "config.py", "config_values.py", "router.py", "policy.py", "limits.py",
            "auth.py", "tokens.py", "toolnames.py", "schema.py", "entry", "adapters"]
 
 
