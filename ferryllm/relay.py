@@ -21,21 +21,14 @@ from aiohttp import web
 from . import policy
 from .accesslog import AccessRecord
 from .config import Config, ProviderConfig
-from .errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamProtocolError
+from .downstream import ClientStream, KeepAlive, StreamOutput, write_quietly
+from .errors import GatewayError, ServiceUnavailable, UpstreamProtocolError
 from .limits import HALF_OPEN
-from .ir import MessageStop, Request, Usage
+from .ir import Request, Usage
 from .router import Route
 from .transport import Transport, read_limited, stream_error
 
 log = logging.getLogger("ferryllm.relay")
-
-SSE_HEADERS = {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache",
-    "x-accel-buffering": "no",
-    "connection": "keep-alive",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class EntryCodec:
@@ -46,115 +39,6 @@ class EntryCodec:
     error_body: Callable[[GatewayError], bytes]
     stream_encoder: Callable[[Request, str], Any]  # (request, display_model) -> StreamEncoder
     ping: bytes
-
-
-class SSEResponse(web.StreamResponse):
-    """Headers go out with the first bytes (a ping or content), so a short stream is one write:
-    headers, data and the chunked terminator together."""
-
-    _send_headers_immediately = False
-
-
-class ClientStream:
-    """The client's SSE response: opened lazily, stamped on every write for the keep-alive ticker."""
-
-    __slots__ = ("request", "response", "ping_frame", "committed", "ended", "last_write", "loop")
-
-    def __init__(self, request: web.Request, headers: dict[str, str], ping: bytes) -> None:
-        self.request = request
-        self.response = SSEResponse(status=200, headers=headers)
-        self.ping_frame = ping
-        self.committed = False
-        self.ended = False
-        self.loop = asyncio.get_running_loop()
-        self.last_write = self.loop.time()
-
-    @property
-    def prepared(self) -> bool:
-        return self.response.prepared
-
-    async def write(self, data: bytes) -> None:
-        if not self.response.prepared:
-            await self.response.prepare(self.request)
-        self.last_write = self.loop.time()
-        await self.response.write(data)
-
-    async def end(self, data: bytes) -> None:
-        """The last bytes of a complete stream, with the end of the response in the same write."""
-        if not self.response.prepared:
-            await self.response.prepare(self.request)
-        self.ended = True
-        await self.response.write_eof(data)
-
-    async def ping(self) -> None:
-        if self.ended:
-            return
-        try:
-            await self.write(self.ping_frame)
-        except (ConnectionError, RuntimeError):
-            pass  # the client is gone; the pump notices on its own write
-
-
-class KeepAlive:
-    """One ticker for all open streams: a stream silent for `interval` seconds gets a ping (an
-    Anthropic `ping` event or an SSE comment), from before the provider's first byte on."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self.streams: set[ClientStream] = set()
-        self._task: asyncio.Task | None = None
-        self._pings: set[asyncio.Task] = set()
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        tick = max(0.01, self.interval / 4)
-        while True:
-            await asyncio.sleep(tick)
-            now = loop.time()
-            for stream in self.streams:
-                if now - stream.last_write >= self.interval:
-                    stream.last_write = now
-                    task = loop.create_task(stream.ping())
-                    self._pings.add(task)
-                    task.add_done_callback(self._pings.discard)
-
-
-class ModelRewriter:
-    """Same-protocol pass-through: replace the backend model with the display model in the
-    provider's bytes. Works on whole lines (the model field never spans lines); the unfinished
-    tail waits for the next read."""
-
-    __slots__ = ("_old", "_new", "_tail")
-
-    def __init__(self, backend: str, display: str) -> None:
-        b, d = orjson.dumps(backend), orjson.dumps(display)
-        self._old = (b'"model":' + b, b'"model": ' + b)
-        self._new = (b'"model":' + d, b'"model": ' + d)
-        self._tail = b""
-
-    def feed(self, chunk: bytes) -> bytes:
-        data = self._tail + chunk if self._tail else chunk
-        cut = data.rfind(b"\n") + 1
-        self._tail = data[cut:]
-        out = data[:cut]
-        for old, new in zip(self._old, self._new):
-            out = out.replace(old, new)
-        return out
-
-    def close(self) -> bytes:
-        tail, self._tail = self._tail, b""
-        return tail
 
 
 @dataclass(slots=True)
@@ -306,7 +190,7 @@ class Relay:
             if not client.prepared:
                 raise err from None  # nothing sent yet: a normal HTTP error
             if not getattr(err, "relayed", False):
-                await _write_quietly(client, codec.stream_encoder(req, route.display_model).error(err))
+                await write_quietly(client, codec.stream_encoder(req, route.display_model).error(err))
         finally:
             self.keepalive.streams.discard(client)
         return client.response
@@ -323,7 +207,7 @@ class Relay:
         breaker = self.breakers.get(provider.name)
         if breaker is not None:
             breaker.success()  # the provider answered; a long stream must not hold the probe
-        out = _Output(client, outcome, started, loop)
+        out = StreamOutput(client, outcome, started, loop)
         decoder = adapter.stream_decoder(prepared)
         if prepared.native_protocol == adapter.protocol == codec.name:
             out.passthrough(prepared.model, route.display_model)
@@ -353,77 +237,6 @@ class Relay:
             resp.close()
 
 
-class _Output:
-    """The client side of one stream attempt: translated (an entry `StreamEncoder`) or passed
-    through (the provider's bytes, `model` rewritten). Stamps TTFT and usage on the outcome."""
-
-    __slots__ = ("client", "outcome", "started", "loop", "encoder", "is_passthrough", "rewriter")
-
-    def __init__(self, client: ClientStream, outcome: Outcome, started: float, loop) -> None:
-        self.client, self.outcome, self.started, self.loop = client, outcome, started, loop
-        self.encoder = None
-        self.is_passthrough = False
-        self.rewriter: ModelRewriter | None = None
-
-    def passthrough(self, backend_model: str, display_model: str) -> None:
-        self.is_passthrough = True
-        if backend_model != display_model:
-            self.rewriter = ModelRewriter(backend_model, display_model)
-
-    async def send(self, chunk: bytes, events: list) -> None:
-        client = self.client
-        if client.ended:
-            return  # bytes after the end of the message are not the client's
-        if self.is_passthrough:
-            data = self.rewriter.feed(chunk) if self.rewriter else chunk
-        elif events:
-            data = self.encoder.encode(events)
-        else:
-            return
-        if not client.committed:
-            client.committed = True
-            self.outcome.ttft = self.loop.time() - self.started
-        if events and events[-1].__class__ is MessageStop:
-            self.outcome.usage = events[-2].usage
-            if self.rewriter is not None:
-                data += self.rewriter.close()
-            await client.end(data)
-        elif data:
-            await client.write(data)
-
-    async def finish(self, events: list) -> None:
-        """The provider's body ended: send what is left and end the response."""
-        if self.client.ended:
-            return
-        if events and (not self.is_passthrough or events[-1].__class__ is MessageStop):
-            await self.send(b"", events)
-        elif self.rewriter is not None:
-            rest = self.rewriter.close()
-            if rest:
-                await self.client.write(rest)
-
-    async def _write(self, data: bytes) -> None:
-        if not self.client.committed:
-            self.client.committed = True
-            self.outcome.ttft = self.loop.time() - self.started
-        await self.client.write(data)
-
-    async def before_error(self, err: GatewayError, chunk: bytes) -> None:
-        """Nothing the provider said before an error is lost once the client has content (or the
-        error cannot be retried): a pass-through relays the chunk holding the provider's own
-        error event as is; a translation sends the events decoded before it (`err.events`)."""
-        if not (self.client.committed or not err.retryable):
-            return  # a clean retry is still possible: send nothing
-        if self.is_passthrough:
-            if self.client.committed and isinstance(err, UpstreamError) and chunk:
-                await self.client.write(self.rewriter.feed(chunk) if self.rewriter else chunk)
-                err.relayed = True
-            return
-        pending = getattr(err, "events", None)
-        if pending:
-            await self._write(self.encoder.encode(pending))
-
-
 async def upstream_error(provider: ProviderConfig, adapter, resp,
                          limit: int | None = None) -> GatewayError:
     """The provider's error status → a GatewayError keeping that status; a provider that echoes
@@ -445,13 +258,6 @@ def _mark(err: GatewayError, client: ClientStream) -> GatewayError:
     if client.committed:
         err.committed = True
     return err
-
-
-async def _write_quietly(client: ClientStream, data: bytes) -> None:
-    try:
-        await client.write(data)
-    except (ConnectionError, RuntimeError):
-        pass
 
 
 def internal_error(exc: BaseException) -> GatewayError:

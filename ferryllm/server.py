@@ -30,8 +30,9 @@ from .entry.openai_sse import StreamEncoder as OpenAIStreamEncoder
 from .errors import (GatewayError, InvalidRequest, RequestTooLarge)
 from .limits import Admission, Backoff, Breakers
 from .metrics import Metrics
-from .relay import (SSE_HEADERS, EntryCodec, KeepAlive, Outcome, Relay, access_record,
-                    internal_error, upstream_error)
+from .downstream import SSE_HEADERS, KeepAlive
+from .relay import (EntryCodec, Outcome, Relay, access_record, internal_error,
+                    upstream_error)
 from .router import Router
 from .tokens import count_tokens
 from .transport import Transport, read_limited
