@@ -67,9 +67,14 @@ class Relay:
         server = config.server
         self._json_timeouts: dict[str, aiohttp.ClientTimeout] = {}
         self._stream_timeouts: dict[str, aiohttp.ClientTimeout] = {}
+        # aiohttp's read timeout already bounds the wait for a stream's headers by the idle
+        # timeout; a separate deadline (an asyncio.timeout, ~10 µs a request) is only needed when
+        # the request timeout is the shorter of the two
+        self._headers_deadlines: dict[str, float | None] = {}
         for p in config.providers:
             total = p.timeout_secs or server.request_timeout_secs
             self._json_timeouts[p.name] = aiohttp.ClientTimeout(total=total)
+            self._headers_deadlines[p.name] = total if total < server.idle_timeout else None
             self._stream_timeouts[p.name] = aiohttp.ClientTimeout(
                 total=None, connect=total, sock_read=server.idle_timeout)
         self._attempts = 1 + max(0, server.retry_attempts)
@@ -201,7 +206,7 @@ class Relay:
         resp = await self.transport.post(
             provider, adapter.url, adapter.headers(prepared), adapter.encode_request(prepared),
             timeout=self._stream_timeouts[provider.name],
-            headers_deadline=provider.timeout_secs or self.config.server.request_timeout_secs)
+            headers_deadline=self._headers_deadlines[provider.name])
         if resp.status != 200:
             raise await upstream_error(provider, adapter, resp)
         breaker = self.breakers.get(provider.name)

@@ -171,3 +171,15 @@ async def test_fallback_when_primary_rejects_the_gateway_key_but_not_on_client_e
         await client.messages.create(model="claude-x", max_tokens=10,
                                      messages=[{"role": "user", "content": "hi"}])
     assert (len(primary.received), len(backup.received)) == (2, 1)  # a 400 is the client's
+
+
+@pytest.mark.parametrize("idle", [None, 30.0])  # the read timeout bounds it, or the deadline does
+async def test_stream_headers_not_in_time_is_504(gateway, provider, idle):
+    mock = MockProvider(Reply(chunks=frames("text"), delay=1.5))
+    url = await provider(mock)
+    base = await gateway(make_config({"a": ("anthropic", url)}, request_timeout_secs=0.3,
+                                     stream_idle_timeout_secs=idle, keepalive_interval_secs=60))
+    async with aiohttp.ClientSession() as s:
+        async with s.post(base + "/v1/messages", json=BODY) as r:
+            assert r.status == 504
+            assert (await r.json())["error"]["type"] == "api_error"
