@@ -29,22 +29,18 @@ STATUS_BY_ERROR_TYPE = {
 }
 
 
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                 "cache_creation_input_tokens")
+
+
 def _usage_into(usage: ir.Usage, raw: dict | None) -> None:
     """Overwrite `usage` with the fields `raw` carries (cumulative counts; absent keeps)."""
     if not raw:
         return
-    v = raw.get("input_tokens")
-    if v is not None:
-        usage.input_tokens = v
-    v = raw.get("output_tokens")
-    if v is not None:
-        usage.output_tokens = v
-    v = raw.get("cache_read_input_tokens")
-    if v is not None:
-        usage.cache_read_input_tokens = v
-    v = raw.get("cache_creation_input_tokens")
-    if v is not None:
-        usage.cache_creation_input_tokens = v
+    for field in _USAGE_FIELDS:
+        v = raw.get(field)
+        if v is not None:
+            setattr(usage, field, v)
 
 
 class StreamDecoder:
