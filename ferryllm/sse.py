@@ -6,7 +6,7 @@ split across reads is simply rejoined; decoding happens once per event, in `orjs
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import UpstreamProtocolError
 
@@ -19,11 +19,14 @@ OPENAI_KEEPALIVE = b": keep-alive\n\n"
 OPENAI_DONE = b"data: [DONE]\n\n"
 
 
-@dataclass(slots=True)
-class SSEEvent:
+class SSEEvent(NamedTuple):
     event: bytes  # b"message" when the frame had no `event:` field
     data: bytes  # data lines joined with b"\n"
     id: bytes | None = None
+
+
+# a NamedTuple's own constructor is a Python function; `tuple.__new__` builds one for half the cost
+_new_event = tuple.__new__
 
 
 class SSEParser:
@@ -46,6 +49,34 @@ class SSEParser:
             self._started = True
             if chunk.startswith(b"\xef\xbb\xbf"):
                 chunk = chunk[3:]
+        if not self._pieces and not self._data and 13 not in chunk:  # no \r
+            end = chunk.rfind(b"\n\n")
+            if end >= 0:
+                return self._frames(chunk, end)
+        return self._split(chunk)
+
+    def _frames(self, chunk: bytes, end: int) -> list[SSEEvent]:
+        """The fast path: nothing pending, \\n line ends, `end` the last blank line. When every
+        whole frame is one `data: ` line (what providers send, bar pings and comments), splitting
+        at `\\n\\ndata: ` leaves exactly the payloads; otherwise the frames go through the line
+        parser."""
+        out: list[SSEEvent] | None = None
+        if chunk[:6] == b"data: " and end < MAX_EVENT and self._event == b"message":
+            event_id = self._id
+            out = []
+            for data in chunk[6:end].split(b"\n\ndata: "):
+                if 10 in data:  # `in` with an int is a memchr; any \n: not a one-line frame
+                    out = None
+                    break
+                out.append(_new_event(SSEEvent, (b"message", data, event_id)))
+        if out is None:
+            out = self._lines(chunk[:end + 1].split(b"\n"))
+        rest = chunk[end + 2:]
+        if rest:
+            out += self._split(rest)
+        return out
+
+    def _split(self, chunk: bytes) -> list[SSEEvent]:
         # a final \r may be half of \r\n: it stays with the unfinished line
         cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r", 0, len(chunk) - 1)) + 1
         if not cut:
@@ -81,8 +112,8 @@ class SSEParser:
                     raise UpstreamProtocolError("SSE event too large")
             elif not line:  # blank line ends the event
                 if data:
-                    out.append(SSEEvent(self._event, data[0] if len(data) == 1
-                                        else b"\n".join(data), self._id))
+                    out.append(_new_event(SSEEvent, (self._event, data[0] if len(data) == 1
+                                                      else b"\n".join(data), self._id)))
                     data = self._data = []
                     self._data_size = 0
                 self._event = b"message"

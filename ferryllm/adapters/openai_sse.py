@@ -50,10 +50,12 @@ from .. import ir
 from ..errors import GatewayError, UpstreamProtocolError, from_upstream
 from ..sse import SSEParser, SSEEvent
 from ..toolnames import ToolNames
+from .text_template import TextTemplate
 
 log = logging.getLogger("ferryllm.translate")
 
 _EMPTY: tuple = ()
+_TextDelta = ir.TextDelta
 TEXT, THINKING, TOOL = 0, 1, 2
 # <think> filter over delta.content
 _PROBE, _THINK_LEAD, _THINK, _TEXT_LEAD, _PLAIN = range(5)
@@ -172,7 +174,8 @@ class _Seg:
 class StreamDecoder:
     __slots__ = ("_parser", "_names", "_model", "_stops", "_provider", "_out", "_phase",
                  "_head", "_last", "_queue", "_index", "_calls", "_last_key", "_ncalls",
-                 "_tools_sent", "_tag", "_finish", "_stop_seq", "_usage", "_think", "_held")
+                 "_tools_sent", "_tag", "_finish", "_stop_seq", "_usage", "_think", "_held",
+                 "_template")
 
     def __init__(self, req: ir.Request | None = None, provider: str = "provider") -> None:
         self._parser = SSEParser()
@@ -196,13 +199,24 @@ class StreamDecoder:
         self._usage: dict | None = None
         self._think = _PROBE
         self._held = ""  # content held back by the <think> filter
+        self._template = TextTemplate()  # plain text chunks known by their bytes
 
     # ------------------------------------------------------------ bytes in, events out
 
     def feed(self, chunk: bytes) -> Sequence[ir.StreamEvent]:
         if self._phase == _DONE:
             return _EMPTY
+        template = self._template
         for ev in self._parser.feed(chunk):
+            if template.prefix is not None and ev.event == b"message":
+                text = template.text(ev.data)
+                if text is not None:  # the same plain text chunk as before, other text
+                    last = self._last
+                    if text and last is self._head and last.kind == TEXT:
+                        self._out.append(_TextDelta(last.index, text))
+                    elif text:
+                        self._piece(TEXT, text)
+                    continue
             self._event(ev)
             if self._phase == _DONE:
                 break
@@ -247,6 +261,8 @@ class StreamDecoder:
         except (AttributeError, TypeError, KeyError, IndexError):
             raise UpstreamProtocolError(
                 "malformed chunk from provider (unexpected structure)") from None
+        if self._think == _PLAIN and self._template.wants():
+            self._template.learn(data, obj)
 
     def _chunk(self, obj: dict) -> None:
         if self._phase == _START:

@@ -76,3 +76,30 @@ def test_unbounded_line_is_refused(monkeypatch):
 
 def test_event_dataclass_defaults():
     assert SSEEvent(b"message", b"x").id is None
+
+
+LF_FRAMES = [
+    b'data: {"n":1}\n\n', b"data: [DONE]\n\n", b": keep-alive\n\n", b"event: ping\ndata: {}\n\n",
+    b"data: a\ndata: b\n\n", b"id: 9\ndata: with id\n\n", b"\n", b"data:tight\n\n",
+    "data: é世🚀\n\n".encode(), b"event: x\n\n", b"data: \n\n",
+]
+
+
+def test_whole_frame_fast_path_matches_the_line_parser():
+    """All at once (whole frames: the fast path) and byte by byte (the line parser only) agree
+    on every sequence of \\n-framed events, one-line data frames mixed with every other kind."""
+    import random
+    rng = random.Random(6)
+    for _ in range(300):
+        stream = b"".join(rng.choice(LF_FRAMES) for _ in range(rng.randint(1, 8)))
+        if rng.random() < 0.3:
+            stream += b"data: unfinished"
+        byte_by_byte = parse([stream[i:i + 1] for i in range(len(stream))])
+        assert parse([stream]) == byte_by_byte
+        cut = rng.randint(0, len(stream))
+        assert parse([stream[:cut], stream[cut:]]) == byte_by_byte
+
+
+def test_fast_path_keeps_the_last_event_id():
+    assert parse([b"id: 4\n\ndata: a\n\ndata: b\n\n"]) == [(b"message", b"a", b"4"),
+                                                         (b"message", b"b", b"4")]

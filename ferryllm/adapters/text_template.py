@@ -1,0 +1,83 @@
+"""Plain text chunks of an OpenAI-compatible stream, recognised by their bytes (sans-IO).
+
+Most chunks of a stream differ only in the text of `choices[0].delta.content`: same id, created,
+model, index, `finish_reason: null`. Once the decoder has parsed one such chunk, the bytes before
+and after its text's JSON string form a template. A later chunk that is exactly prefix + one JSON
+string + suffix is that same chunk with other text (a JSON string token can only be swapped for
+another string token), so its text comes from parsing the string alone instead of the whole
+chunk, and the decoder's per-chunk field checks are skipped. Anything else — another shape, a
+string with trailing bytes, a usage or finish chunk — does not fit and takes the full path.
+
+A template is learned only from a chunk with one choice, a delta of exactly `{"content": text}`,
+no usage, no finish reason and no error, and only after a probe proves the position: the prefix
+and suffix around a different string must parse to the same chunk with that string as content.
+"""
+from __future__ import annotations
+
+import re
+
+import orjson
+
+# the delta's content string as a provider writes it (compact or with spaces)
+_CONTENT = re.compile(rb'"delta"\s*:\s*\{\s*"content"\s*:\s*("(?:[^"\\]|\\.)*")')
+_PROBE_TEXT = '"{x}\n'
+_PROBE = orjson.dumps(_PROBE_TEXT)
+_MAX_TRIES = 4  # chunks examined before giving up on a stream whose chunks never qualify
+
+
+class TextTemplate:
+    __slots__ = ("prefix", "suffix", "_start", "_stop", "_tries")
+
+    def __init__(self) -> None:
+        self.prefix: bytes | None = None  # None until learned
+        self.suffix = b""
+        self._start = 0
+        self._stop = 0
+        self._tries = 0
+
+    def text(self, data: bytes) -> str | None:
+        """The text of a chunk that fits the template, else None."""
+        if not (data.startswith(self.prefix) and data.endswith(self.suffix)):
+            return None
+        try:
+            text = orjson.loads(data[self._start:len(data) - self._stop])
+        except orjson.JSONDecodeError:
+            return None
+        return text if text.__class__ is str else None
+
+    def wants(self) -> bool:
+        return self.prefix is None and self._tries < _MAX_TRIES
+
+    def learn(self, data: bytes, obj: dict) -> None:
+        """Take `data` (which parsed to `obj`) as the template if it is a plain text chunk."""
+        self._tries += 1
+        if obj.get("usage") or obj.get("error"):
+            return
+        choices = obj.get("choices")
+        if choices.__class__ is not list or len(choices) != 1:
+            return
+        choice = choices[0]
+        if choice.__class__ is not dict or choice.get("finish_reason"):
+            return
+        delta = choice.get("delta")
+        if delta.__class__ is not dict or len(delta) != 1:
+            return
+        text = delta.get("content")
+        if text.__class__ is not str or not text:
+            return
+        found = list(_CONTENT.finditer(data))
+        if len(found) != 1:
+            return
+        start, stop = found[0].span(1)
+        prefix, suffix = data[:start], data[stop:]
+        try:
+            probe = orjson.loads(prefix + _PROBE + suffix)
+            if probe["choices"][0]["delta"] != {"content": _PROBE_TEXT}:
+                return
+            probe["choices"][0]["delta"] = delta
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+            return
+        if probe != obj:
+            return
+        self.prefix, self.suffix = prefix, suffix
+        self._start, self._stop = len(prefix), len(suffix)
