@@ -18,8 +18,9 @@ import re
 
 import orjson
 
-# the delta's content string as a provider writes it (compact or with spaces)
-_CONTENT = re.compile(rb'"delta"\s*:\s*\{\s*"content"\s*:\s*("(?:[^"\\]|\\.)*")')
+# up to the opening quote of the delta's content string, compact or with spaces
+_COMPACT = b'"delta":{"content":"'
+_SPACED = re.compile(rb'"delta"\s*:\s*\{\s*"content"\s*:\s*"')
 _PROBE_TEXT = '"{x}\n'
 _PROBE = orjson.dumps(_PROBE_TEXT)
 _MAX_TRIES = 4  # chunks examined before giving up on a stream whose chunks never qualify
@@ -65,10 +66,19 @@ class TextTemplate:
         text = delta.get("content")
         if text.__class__ is not str or not text:
             return
-        found = list(_CONTENT.finditer(data))
-        if len(found) != 1:
+        if data.count(b'"delta"') != 1:  # one place only (a key may end in `\\"delta`)
             return
-        start, stop = found[0].span(1)
+        at = data.find(b'"delta"')
+        if data.startswith(_COMPACT, at):
+            start = at + len(_COMPACT) - 1
+        else:
+            found = _SPACED.match(data, at)
+            if found is None:
+                return
+            start = found.end() - 1
+        stop = _string_end(data, start)
+        if stop < 0:
+            return
         prefix, suffix = data[:start], data[stop:]
         try:
             probe = orjson.loads(prefix + _PROBE + suffix)
@@ -81,3 +91,18 @@ class TextTemplate:
             return
         self.prefix, self.suffix = prefix, suffix
         self._start, self._stop = len(prefix), len(suffix)
+
+
+def _string_end(data: bytes, start: int) -> int:
+    """The end of the JSON string opening at `start`: after the first quote not escaped by an
+    odd run of backslashes (-1 if none)."""
+    at = start
+    while True:
+        at = data.find(b'"', at + 1)
+        if at < 0:
+            return -1
+        back = at
+        while data[back - 1] == 0x5C:  # \\
+            back -= 1
+        if not (at - back) % 2:
+            return at + 1
