@@ -27,7 +27,7 @@ from .entry import anthropic as anthropic_entry
 from .entry import openai as openai_entry
 from .entry.anthropic_sse import StreamEncoder as AnthropicStreamEncoder
 from .entry.openai_sse import StreamEncoder as OpenAIStreamEncoder
-from .errors import (GatewayError, InvalidRequest, RequestTooLarge)
+from .errors import GatewayError, InvalidRequest, NotFound, RequestTooLarge
 from .limits import Admission, Backoff, Breakers
 from .metrics import Metrics
 from .downstream import SSE_HEADERS, KeepAlive
@@ -248,7 +248,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     if not gw.config.metrics.enabled:
-        raise web.HTTPNotFound()
+        return _not_found(request)
     body, content_type = gw.metrics.render()
     return web.Response(body=body, headers={"content-type": content_type})
 
@@ -257,30 +257,33 @@ async def root(request: web.Request) -> web.Response:
     return web.json_response({"name": "ferryllm", "version": __version__})
 
 
-async def not_found(request: web.Request) -> web.Response:
+def _not_found(request: web.Request) -> web.Response:
     codec = ANTHROPIC if request.path.startswith("/v1/messages") else OPENAI
-    from .errors import NotFound
     return _error_response(codec, NotFound(f"no route for {request.method} {request.path[:200]}"),
                            _request_id(request))
 
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPMethodNotAllowed:
-        codec = ANTHROPIC if request.path.startswith("/v1/messages") else OPENAI
-        from .errors import GatewayError as _G
-        err = _G(f"method {request.method} not allowed on {request.path[:200]}", status=405)
-        err.kind = "invalid_request_error"
-        return _error_response(codec, err, _request_id(request))
-    except web.HTTPNotFound:
-        return await not_found(request)
+async def no_route(request: web.Request) -> web.Response:
+    """The catch-all route, registered last: 404, or 405 when another route has the path, in the
+    entry's protocol shape. aiohttp's router tries every other resource first (a path matched with
+    another method does not stop the search), so this replaces an error middleware — with any
+    middleware at all, aiohttp wraps every handler of every request in two more coroutines."""
+    allowed: set[str] = set()
+    own = request.match_info.route.resource
+    for resource in request.app.router.resources():
+        if resource is not own:
+            allowed |= (await resource.resolve(request))[1]
+    if not allowed:
+        return _not_found(request)
+    codec = ANTHROPIC if request.path.startswith("/v1/messages") else OPENAI
+    err = GatewayError(f"method {request.method} not allowed on {request.path[:200]}", status=405)
+    err.kind = "invalid_request_error"
+    return _error_response(codec, err, _request_id(request))
 
 
 def build_app(config: Config) -> web.Application:
     gw = Gateway(config)
-    app = web.Application(client_max_size=gw.body_limit, middlewares=[errors_middleware])
+    app = web.Application(client_max_size=gw.body_limit)
     app[GATEWAY] = gw
     r = app.router
     r.add_post("/v1/messages", messages)
@@ -292,6 +295,7 @@ def build_app(config: Config) -> web.Application:
     r.add_get("/readyz", readyz)
     r.add_get("/metrics", metrics)
     r.add_get("/", root)  # HEAD / too (Claude Code's first probe)
+    r.add_route("*", "/{tail:.*}", no_route)  # last: 404/405 in protocol shape
 
     async def on_startup(app: web.Application) -> None:
         gw.keepalive.start()

@@ -94,6 +94,31 @@ async def test_unknown_path_is_protocol_shaped(base):
             assert_openai(await r.json())
 
 
+async def test_wrong_method_is_a_protocol_shaped_405(base):
+    async with aiohttp.ClientSession() as s:
+        async with s.get(base + "/v1/messages") as r:
+            assert r.status == 405 and r.headers["request-id"]
+            assert "not allowed" in assert_anthropic(await r.json(), "invalid_request_error")
+        async with s.put(base + "/v1/chat/completions") as r:
+            assert r.status == 405
+            assert assert_openai(await r.json())["type"] == "invalid_request_error"
+        async with s.post(base + "/health") as r:
+            assert r.status == 405
+        async with s.post(base + "/v1/messages/nothing") as r:
+            assert r.status == 404
+            assert_anthropic(await r.json(), "not_found_error")
+
+
+async def test_metrics_switched_off_is_a_protocol_shaped_404(gateway, provider):
+    from dataclasses import replace
+    cfg = make_config({"p": ("openai", await provider(MockProvider()))})
+    base = await gateway(replace(cfg, metrics=replace(cfg.metrics, enabled=False)))
+    async with aiohttp.ClientSession() as s:
+        async with s.get(base + "/metrics") as r:
+            assert r.status == 404
+            assert_openai(await r.json())
+
+
 async def test_health_and_head_root(base):
     async with aiohttp.ClientSession() as s:
         for path in ("/health", "/healthz", "/readyz"):
