@@ -178,8 +178,9 @@ async def _chat(request: web.Request, codec: EntryCodec, decode) -> web.StreamRe
         gw.metrics.request_finished(codec.name, outcome.provider, status, duration, outcome.ttft)
         if outcome.usage is not None and outcome.provider:
             gw.metrics.tokens(outcome.provider, outcome.usage)
-        gw.access.write(access_record(request_id, codec.name, display_model, stream, status,
-                                      outcome, duration))
+        if gw.access.enabled():
+            gw.access.write(access_record(request_id, codec.name, display_model, stream, status,
+                                          outcome, duration))
 
 
 async def messages(request: web.Request) -> web.StreamResponse:

@@ -87,7 +87,9 @@ def test_client_strings_are_cleaned_and_cut():
 
 def test_nothing_is_written_below_info():
     log, stream, _ = capture("text")
+    assert log.enabled()
     log.logger.setLevel(logging.WARNING)
+    assert not log.enabled()
     log.write(record())
     assert stream.getvalue() == ""
 
