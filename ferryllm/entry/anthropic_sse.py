@@ -37,16 +37,20 @@ class StreamEncoder:
     MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
     ERROR = b"event: error\ndata: "
 
-    __slots__ = ("display_model", "_index", "_prefix")
+    __slots__ = ("display_model", "_index", "_prefix", "_text", "_json", "_thinking")
 
     def __init__(self, display_model: str) -> None:
         self.display_model = display_model
-        self._index = -1  # the open block's index and its delta prefix
-        self._prefix = b""
+        # the open block's index, its delta prefix and that prefix with each delta's head
+        self._index = -1
+        self._prefix = self._text = self._json = self._thinking = b""
 
     def _open(self, index: int) -> bytes:
         idx = b"%d" % index
-        self._index, self._prefix = index, _DELTA + idx
+        self._index = index
+        prefix = self._prefix = _DELTA + idx
+        self._text, self._json = prefix + _TEXT_MID, prefix + _JSON_MID
+        self._thinking = prefix + _THINKING_MID
         return idx
 
     def _delta_prefix(self, index: int) -> bytes:
@@ -56,17 +60,24 @@ class StreamEncoder:
         out: list[bytes] = []
         add = out.append
         for ev in events:
-            # deltas first, by identity: a class-pattern `match` costs more than the frame itself
+            # deltas first, by identity: a class-pattern `match` costs more than the frame itself;
+            # a delta is three pieces joined once at the end, not concatenated per frame
             cls = ev.__class__
-            if cls is _TextDelta or cls is _ToolArgsDelta or cls is _ThinkingDelta:
-                index = ev.index
-                prefix = self._prefix if index == self._index else _DELTA + b"%d" % index
-                if cls is _TextDelta:
-                    add(prefix + _TEXT_MID + dumps(ev.text) + _DELTA_END)
-                elif cls is _ToolArgsDelta:
-                    add(prefix + _JSON_MID + dumps(ev.partial_json) + _DELTA_END)
-                else:
-                    add(prefix + _THINKING_MID + dumps(ev.thinking) + _DELTA_END)
+            if cls is _TextDelta:
+                add(self._text if ev.index == self._index else
+                    _DELTA + b"%d" % ev.index + _TEXT_MID)
+                add(dumps(ev.text))
+                add(_DELTA_END)
+            elif cls is _ToolArgsDelta:
+                add(self._json if ev.index == self._index else
+                    _DELTA + b"%d" % ev.index + _JSON_MID)
+                add(dumps(ev.partial_json))
+                add(_DELTA_END)
+            elif cls is _ThinkingDelta:
+                add(self._thinking if ev.index == self._index else
+                    _DELTA + b"%d" % ev.index + _THINKING_MID)
+                add(dumps(ev.thinking))
+                add(_DELTA_END)
             else:
                 add(self._frame(ev))
         return out[0] if len(out) == 1 else b"".join(out)
