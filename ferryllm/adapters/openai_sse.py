@@ -174,8 +174,8 @@ class _Seg:
 class StreamDecoder:
     __slots__ = ("_parser", "_names", "_model", "_stops", "_provider", "_out", "_phase",
                  "_head", "_last", "_queue", "_index", "_calls", "_last_key", "_ncalls",
-                 "_tools_sent", "_tag", "_finish", "_stop_seq", "_usage", "_think", "_held",
-                 "_template")
+                 "_tools_sent", "_msg_id", "_tag", "_finish", "_stop_seq", "_usage", "_think",
+                 "_held", "_template")
 
     def __init__(self, req: ir.Request | None = None, provider: str = "provider") -> None:
         self._parser = SSEParser()
@@ -193,6 +193,7 @@ class StreamDecoder:
         self._last_key: Any = None
         self._ncalls = 0
         self._tools_sent = False
+        self._msg_id = ""
         self._tag = ""
         self._finish: str | None = None
         self._stop_seq: str | None = None
@@ -314,7 +315,7 @@ class StreamDecoder:
         msg_id = obj.get("id")
         if not msg_id or msg_id.__class__ is not str:
             msg_id = f"chatcmpl-{uuid.uuid4().hex}"
-        self._tag = hashlib.sha256(msg_id.encode()).hexdigest()[:8]
+        self._msg_id = msg_id  # hashed into `_tag` only if a tool call comes without an id
         model = obj.get("model")
         usage = obj.get("usage")
         self._out.append(ir.MessageStart(
@@ -439,7 +440,7 @@ class StreamDecoder:
         if seg is None or (call_id and call_id != seg.id
                            and (seg.real_id or (seg.index >= 0 and name))):
             seg = _Seg(TOOL)
-            seg.id = call_id or f"call_{self._tag}_{self._ncalls}"
+            seg.id = call_id or self._missing_id()
             seg.real_id = bool(call_id)
             seg.name = name
             self._ncalls += 1
@@ -465,6 +466,12 @@ class StreamDecoder:
                 log.debug("dropped %d chars of arguments for a finished tool call", len(args))
             if self._queue:
                 self._advance()
+
+    def _missing_id(self) -> str:
+        """A deterministic id for a tool call the provider sent without one."""
+        if not self._tag:
+            self._tag = hashlib.sha256(self._msg_id.encode()).hexdigest()[:8]
+        return f"call_{self._tag}_{self._ncalls}"
 
     # ------------------------------------------------------------ <think> in content
 
