@@ -9,6 +9,7 @@ not change between two ferryllm commits, so a before/after ratio is the gateway'
 
     python -m benchmarks.instructions --requests 200            # streams
     python -m benchmarks.instructions --requests 200 --json-path  # non-streaming
+    python -m benchmarks.instructions --floor   # the same through benchmarks/floor.py: the floor
 Needs valgrind (Debian: apt-get install valgrind). User-space instructions only: syscalls saved
 show in CPU time, not here.
 """
@@ -33,7 +34,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _drive(requests: int, stream: bool) -> None:
+async def _drive(requests: int, stream: bool, floor: bool = False) -> None:
     import logging
 
     import orjson
@@ -46,12 +47,17 @@ async def _drive(requests: int, stream: bool) -> None:
 
     logging.getLogger("ferryllm").setLevel(logging.WARNING)
     mock_port, gw_port = _free_port(), _free_port()
-    mock = await start_mock("127.0.0.1", mock_port, Mock(MockConfig(protocol="openai")))
-    cfg = Config(server=ServerConfig(listen=f"127.0.0.1:{gw_port}"),
-                 providers=(ProviderConfig(name="p", type="openai", api_key="k",
-                                           base_url=f"http://127.0.0.1:{mock_port}"),),
-                 routes=(RouteConfig(match="*", provider="p"),))
-    runner = make_runner(build_app(cfg), cfg)
+    mock = await start_mock("127.0.0.1", mock_port,
+                            Mock(MockConfig(protocol="anthropic" if floor else "openai")))
+    if floor:  # the bare pass-through proxy: what the fixed shape costs with no translation
+        from benchmarks import floor as floor_proxy
+        runner = floor_proxy.make_runner(floor_proxy.build_app(f"http://127.0.0.1:{mock_port}"))
+    else:
+        cfg = Config(server=ServerConfig(listen=f"127.0.0.1:{gw_port}"),
+                     providers=(ProviderConfig(name="p", type="openai", api_key="k",
+                                               base_url=f"http://127.0.0.1:{mock_port}"),),
+                     routes=(RouteConfig(match="*", provider="p"),))
+        runner = make_runner(build_app(cfg), cfg)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", gw_port).start()
     body = orjson.dumps({"model": "claude-x", "max_tokens": 64, "stream": stream,
@@ -72,11 +78,13 @@ async def _drive(requests: int, stream: bool) -> None:
     mock.close()
 
 
-def _count(requests: int, stream: bool) -> int:
+def _count(requests: int, stream: bool, floor: bool) -> int:
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
            "-m", "benchmarks.instructions", "--run", str(requests)]
     if not stream:
         cmd.append("--json-path")
+    if floor:
+        cmd.append("--floor")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     found = re.search(r"Collected : (\d+)", done.stderr)
@@ -89,20 +97,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--json-path", action="store_true", help="non-streaming requests")
+    ap.add_argument("--floor", action="store_true",
+                    help="the bare pass-through proxy (benchmarks/floor.py) instead of ferryllm")
     ap.add_argument("--run", type=int, help=argparse.SUPPRESS)  # the measured child
     args = ap.parse_args(argv)
     stream = not args.json_path
     if args.run is not None:
         import uvloop
-        uvloop.run(_drive(args.run, stream))
+        uvloop.run(_drive(args.run, stream, args.floor))
         return 0
     if shutil.which("valgrind") is None:
         print("error: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 1
-    base, loaded = _count(0, stream), _count(args.requests, stream)
+    base, loaded = _count(0, stream, args.floor), _count(args.requests, stream, args.floor)
     per = (loaded - base) // args.requests
-    print(f"{'stream' if stream else 'json'}: {per} instructions per request "
-          f"({args.requests} requests)")
+    print(f"{'floor ' if args.floor else ''}{'stream' if stream else 'json'}: {per} instructions "
+          f"per request ({args.requests} requests)")
     return 0
 
 

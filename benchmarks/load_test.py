@@ -41,6 +41,7 @@ from yarl import URL
 from benchmarks import procstat
 from benchmarks.report import Tally, compare, distribution, document, summarize, table
 from ferryllm.errors import UpstreamProtocolError
+from ferryllm.loop import event_loop_factory
 from ferryllm.sse import SSEParser
 
 PATHS = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}
@@ -545,12 +546,7 @@ async def main_async(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        import uvloop
-        factory = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         doc = runner.run(main_async(args))
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")

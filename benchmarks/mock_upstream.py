@@ -31,6 +31,8 @@ if not __package__:  # run as a file (python benchmarks/mock_upstream.py): make 
 import orjson
 from aiohttp import web
 
+from ferryllm.loop import event_loop_factory
+
 FIXED_CREATED = 1_700_000_000
 INPUT_TOKENS = 12
 SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
@@ -396,12 +398,7 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        import uvloop
-        factory = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover
-        factory = None
-    try:
-        with asyncio.Runner(loop_factory=factory) as runner:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(serve(args))
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -13,6 +13,8 @@ Anthropic client, against the Anthropic mock directly in the same run):
   4  RSS with 512 concurrent streams (from 3), and RSS at 10,000 vs 100,000 requests (one long run)
   5  --workers 2 vs 1 (both unpinned: 2 cores shared with the mock and the load tester)
   6  JSON (non-streaming) path: gateway CPU per request at concurrency 64
+  floor  the loads of 1 and 6 through benchmarks/floor.py (a bare aiohttp pass-through proxy) in
+         ferryllm's place: what the fixed shape costs before any of ferryllm's own work
 """
 from __future__ import annotations
 
@@ -90,7 +92,8 @@ class Bench:
         os.makedirs(args.out, exist_ok=True)
         self.log = os.path.join(args.out, "servers.log")
 
-    def start(self, ttfb_ms: float = 0, workers: int = 1, pin: bool = True) -> None:
+    def start(self, ttfb_ms: float = 0, workers: int = 1, pin: bool = True,
+              floor: bool = False) -> None:
         self.stop()
         a = self.args
         busy = [p for p in (3000, 8081, 8082) if not _port_free(p)]
@@ -102,7 +105,11 @@ class Bench:
         _wait_http("http://127.0.0.1:8081/health", self.mock)
         _wait_http("http://127.0.0.1:8082/health", self.mock)
         gw = ["taskset", "-c", a.gateway_core] if pin else []
-        gw += [PY, "-m", "ferryllm", "serve", "--config", a.config]
+        if floor:  # the bare pass-through proxy in ferryllm's place (benchmarks/floor.py)
+            gw += [PY, "-m", "benchmarks.floor", "--port", "3000",
+                   "--upstream", "http://127.0.0.1:8082"]
+        else:
+            gw += [PY, "-m", "ferryllm", "serve", "--config", a.config]
         if workers > 1:
             gw += ["--workers", str(workers)]
         self.gateway = self.procs.start(gw, self.log)
@@ -176,6 +183,16 @@ def run(args: argparse.Namespace) -> list[tuple]:
                          med([gw(d)["gateway_cpu_us_per_request"] for d in docs]), "µs",
                          f"{med([gw(d)['requests_per_s'] for d in docs]):.0f} req/s through, "
                          f"{med([d['runs'][0]['requests_per_s'] for d in docs]):.0f} direct"))
+        if "floor" in scen:
+            b.start(floor=True)
+            for label, flags in (("stream", ["--stream"]), ("JSON request", [])):
+                docs = [b.load(f"floor-{label.split()[0].lower()}-c64-{i}", *common, *flags,
+                               "--concurrency", "64", "--requests", str(int(10000 * q)),
+                               "--warmup", "500") for i in range(n)]
+                rows.append(("floor", f"bare aiohttp pass-through proxy: CPU per {label}, c=64",
+                             "(reference)", med([gw(d)["gateway_cpu_us_per_request"] for d in docs]),
+                             "µs", f"{med([gw(d)['requests_per_s'] for d in docs]):.0f} req/s through, "
+                                   f"{med([d['runs'][0]['requests_per_s'] for d in docs]):.0f} direct"))
         if scen & {"3", "4"}:
             b.start(ttfb_ms=200)
             docs = [b.load(f"s3-c512-ttfb200-{i}", *common, "--stream", "--concurrency", "512",
@@ -229,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.exists(os.path.join(ROOT, default_cfg)):
         default_cfg = "benchmarks/bench.toml"
     p.add_argument("--config", default=default_cfg)
-    p.add_argument("--scenarios", default="1,2,3,4,6")
+    p.add_argument("--scenarios", default="1,2,3,4,6,floor")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="a fifth of the requests (a smoke run)")
     p.add_argument("--gateway-core", default="0")

@@ -29,6 +29,7 @@ from .entry.anthropic_sse import StreamEncoder as AnthropicStreamEncoder
 from .entry.openai_sse import StreamEncoder as OpenAIStreamEncoder
 from .errors import GatewayError, InvalidRequest, NotFound, RequestTooLarge
 from .limits import Admission, Backoff, Breakers
+from .loop import event_loop_factory
 from .metrics import Metrics
 from .downstream import SSE_HEADERS, KeepAlive
 from .relay import (EntryCodec, Outcome, Relay, access_record, internal_error,
@@ -344,15 +345,9 @@ async def serve_forever(config: Config, *, reuse_port: bool = False,
 
 
 def run_async(coro) -> None:
-    """Run on uvloop where the platform has it (asyncio.Runner: Python 3.11 has no
-    asyncio.run(loop_factory=...))."""
+    """Run on uvloop; after the loop closes, late signals are ignored."""
     try:
-        import uvloop
-        factory = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - platforms without uvloop
-        factory = None
-    try:
-        with asyncio.Runner(loop_factory=factory) as runner:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(coro)
     finally:
         # closing the loop restored the default handlers: a second SIGTERM arriving while the

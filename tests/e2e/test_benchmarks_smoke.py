@@ -120,3 +120,30 @@ async def test_every_preset_through_ferryllm(mock_url, gateway, preset):
                                 "--concurrency", "4", "--stream", "--validate")
     assert code == 0, doc["runs"][-1]["errors"]
     assert assert_all_ok(doc, 20)["ttfc_ms"]["count"] == 20
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_floor_proxy_passes_the_mock_bytes_through(mock_url, aiohttp_server, stream):
+    """benchmarks/floor.py: the client gets exactly the bytes the mock sends, as a stream with
+    the SSE headers or as one JSON body, and the load tester's checks pass through it."""
+    import aiohttp
+
+    from benchmarks import floor
+
+    upstream = await mock_url("raw", protocol="anthropic")
+    proxy = await aiohttp_server(floor.build_app(upstream))
+    body = orjson.dumps({"model": "m", "max_tokens": 8, "stream": stream,
+                         "messages": [{"role": "user", "content": "hi"}]})
+    async with aiohttp.ClientSession() as session:
+        got = []
+        for url in (upstream, f"http://127.0.0.1:{proxy.port}"):
+            async with session.post(url + "/v1/messages", data=body) as resp:
+                assert resp.status == 200
+                got.append((resp.content_type, await resp.read()))
+    assert got[0] == got[1]
+    assert got[1][0] == ("text/event-stream" if stream else "application/json")
+    code, doc = await load_test("--url", f"http://127.0.0.1:{proxy.port}", "--preset",
+                                "mock-anthropic", "--requests", "20", "--concurrency", "4",
+                                *(["--stream"] if stream else []))
+    assert code == 0
+    assert_all_ok(doc, 20)
