@@ -117,16 +117,21 @@ def _error_response(codec: EntryCodec, err: GatewayError, request_id: str) -> we
 async def _read_json(request: web.Request, limit: int, timeout: float) -> dict:
     if request.content_length is not None and request.content_length > limit:
         raise RequestTooLarge(f"request body is larger than the {limit} byte limit")
-    try:
-        if request.content.is_eof():  # the usual case: the body came with the headers
-            raw = await request.read()
-        else:  # a body still arriving is bounded in time too (a slow client holds a permit)
+    content = request.content
+    if content.is_eof():
+        # the usual case: the body came with the headers and is all in the buffer. Taken as it
+        # is, not through request.read() (two awaits, a bytearray and a copy of the body)
+        raw = content.read_nowait()
+        if len(raw) > limit:  # a chunked body has no content-length to check first
+            raise RequestTooLarge(f"request body is larger than the {limit} byte limit")
+    else:
+        try:  # a body still arriving is bounded in time too (a slow client holds a permit)
             async with asyncio.timeout(timeout):
                 raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise RequestTooLarge(f"request body is larger than the {limit} byte limit") from None
-    except TimeoutError:
-        raise InvalidRequest("request body not received in time", status=408) from None
+        except web.HTTPRequestEntityTooLarge:
+            raise RequestTooLarge(f"request body is larger than the {limit} byte limit") from None
+        except TimeoutError:
+            raise InvalidRequest("request body not received in time", status=408) from None
     if not raw:
         raise InvalidRequest("request body is empty; expected a JSON object")
     try:
@@ -154,7 +159,7 @@ async def _chat(request: web.Request, codec: EntryCodec, decode) -> web.StreamRe
         display_model, stream = req.model, req.stream
         route = gw.router.resolve(req.model)
         if stream:
-            headers = dict(SSE_HEADERS, **{"request-id": request_id, "x-request-id": request_id})
+            headers = {**SSE_HEADERS, "request-id": request_id, "x-request-id": request_id}
             resp = await gw.relay.stream(request, req, route, codec, outcome, headers, started)
         else:
             out = await gw.relay.json(req, route, codec, outcome, int(time.time()))

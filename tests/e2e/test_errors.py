@@ -1,6 +1,8 @@
 """Bad input gets a clear, protocol-shaped error from the entry that received it."""
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import orjson
 import pytest
@@ -141,3 +143,18 @@ async def test_a_bug_is_a_protocol_shaped_500(gateway, provider, monkeypatch, ca
     assert status == 500
     assert assert_anthropic(body, "api_error") == "internal gateway error"
     assert any("KeyError" in r.getMessage() for r in caplog.records)
+
+
+async def test_chunked_body_over_limit_is_413(gateway, provider):
+    """No content-length to check first: the body's own length is (it arrives in one piece)."""
+    mock = MockProvider(Reply(body={"choices": [{"message": {"content": "hi"}}]}))
+    base = await gateway(make_config({"p": ("openai", await provider(mock))}, body_limit_mb=0.01))
+    host, port = base.removeprefix("http://").split(":")
+    big = orjson.dumps({**ANTHROPIC_BODY, "messages": [{"role": "user", "content": "x" * 20000}]})
+    for body, want in ((big, b"413"), (orjson.dumps(ANTHROPIC_BODY), b"200")):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                     b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        writer.close()
+        assert head.startswith(b"HTTP/1.1 " + want), head
