@@ -85,7 +85,9 @@ def _count(requests: int, stream: bool, floor: bool) -> int:
         cmd.append("--json-path")
     if floor:
         cmd.append("--floor")
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
+    # a fixed hash seed: str hashes (dict layouts, set orders) otherwise move the count ~1 %
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode != 0 or not found:
