@@ -66,6 +66,15 @@ def _hist_cells(child: Any) -> tuple[Any, tuple[tuple[float, Any], ...]]:
     return child._sum, tuple(zip(child._upper_bounds, child._buckets))
 
 
+def _observe(sum_cell: Any, buckets: tuple[tuple[float, Any], ...], value: float) -> None:
+    """What `Histogram.observe` does, on the cells of `_hist_cells`."""
+    sum_cell.inc(value)
+    for bound, bucket in buckets:
+        if value <= bound:
+            bucket.inc(1)
+            return
+
+
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
@@ -217,17 +226,9 @@ class Metrics:
         in_flight, requests, (d_sum, d_buckets), (t_sum, t_buckets) = cells
         in_flight.inc(-1)
         requests.inc(1)
-        d_sum.inc(duration)
-        for bound, bucket in d_buckets:  # what Histogram.observe does
-            if duration <= bound:
-                bucket.inc(1)
-                break
+        _observe(d_sum, d_buckets, duration)
         if ttft is not None:
-            t_sum.inc(ttft)
-            for bound, bucket in t_buckets:
-                if ttft <= bound:
-                    bucket.inc(1)
-                    break
+            _observe(t_sum, t_buckets, ttft)
 
     def _finish_cells(self, entry: str, provider: str | None, status: int) -> tuple:
         d, t = self._hist_children(entry, provider)
@@ -249,18 +250,11 @@ class Metrics:
             cells = tuple(map(_cell, self._token_children(provider)))
             if provider in self.providers:
                 self._token_cells[provider] = cells  # type: ignore[index]
-        n = usage.input_tokens
-        if n > 0:
-            cells[0].inc(n)
-        n = usage.output_tokens
-        if n > 0:
-            cells[1].inc(n)
-        n = usage.cache_read_input_tokens
-        if n > 0:
-            cells[2].inc(n)
-        n = usage.cache_creation_input_tokens
-        if n > 0:
-            cells[3].inc(n)
+        counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
+                  usage.cache_creation_input_tokens)
+        for cell, n in zip(cells, counts):
+            if n > 0:
+                cell.inc(n)
 
     def upstream_error(self, provider: str | None, kind: str) -> None:
         (self._c_errors.get((provider, kind))  # type: ignore[arg-type]
@@ -279,18 +273,6 @@ class Metrics:
     def circuit(self, provider: str | None, state: str | int) -> None:
         value = CIRCUIT_STATES.get(state, 0) if isinstance(state, str) else int(state)
         (self._c_circuit.get(provider) or self._circuit_child(provider)).set(value)  # type: ignore[arg-type]
-
-    def tokens(self, provider: str | None, usage: Any) -> None:
-        """`usage`: anything with input_tokens, output_tokens, cache_read_input_tokens and
-        cache_creation_input_tokens (an `ir.Usage`). Zero counts are skipped."""
-        if usage is None:
-            return
-        children = self._c_tokens.get(provider) or self._token_children(provider)  # type: ignore[arg-type]
-        for child, n in zip(children, (usage.input_tokens, usage.output_tokens,
-                                       usage.cache_read_input_tokens,
-                                       usage.cache_creation_input_tokens)):
-            if n:
-                child.inc(n)
 
     # ---------------------------------------------------------------- exposition
 

@@ -92,6 +92,7 @@ def test_upstream_counters(metrics):
                                  cache_creation_input_tokens=7))
     metrics.tokens("main", Usage(input_tokens=1))
     metrics.tokens("main", None)
+    metrics.tokens("main", Usage(input_tokens=-5, output_tokens=-1))  # a buggy provider: skipped
     body, _ = metrics.render()
     assert value(body, "ferryllm_upstream_errors_total", provider="main", kind="timeout") == 1
     assert value(body, "ferryllm_upstream_errors_total", provider="main", kind="status_429") == 1
