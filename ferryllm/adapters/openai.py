@@ -33,8 +33,8 @@ from .. import ir
 from ..config import ProviderConfig
 from ..errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
 from ..toolnames import ToolNames, shorten
-from .openai_sse import (StreamDecoder, load_object, matched_stop, provider_error, split_think, stop_reason,
-                         usage_from_openai)
+from .openai_sse import (StreamDecoder, load_object, matched_stop, provider_error, split_think,
+                         stop_reason, usage_from_openai)
 
 log = logging.getLogger("ferryllm.translate")
 
