@@ -212,6 +212,7 @@ class StreamDecoder:
             if template.prefix is not None and ev.event == b"message":
                 text = template.text(ev.data)
                 if text is not None:  # the same plain text chunk as before, other text
+                    # `_piece`'s first branch inlined: the call is ~0.9 % of a stream's instructions
                     last = self._last
                     if text and last is self._head and last.kind == TEXT:
                         self._out.append(_TextDelta(last.index, text))
