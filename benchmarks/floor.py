@@ -28,6 +28,7 @@ from aiohttp import web
 
 from ferryllm.downstream import SSE_HEADERS, SSEResponse
 from ferryllm.loop import event_loop_factory
+from ferryllm.transport import client_session
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 
@@ -63,11 +64,7 @@ def build_app(upstream: str) -> web.Application:
         return web.Response(text="ok")
 
     async def on_startup(app: web.Application) -> None:
-        connector = aiohttp.TCPConnector(limit=1024, limit_per_host=0, keepalive_timeout=75,
-                                         ttl_dns_cache=300, enable_cleanup_closed=False)
-        app[SESSION] = aiohttp.ClientSession(
-            connector=connector, auto_decompress=True, raise_for_status=False,
-            skip_auto_headers=("User-Agent",), cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+        app[SESSION] = client_session(1024)  # ferryllm's own provider session
 
     async def on_cleanup(app: web.Application) -> None:
         await app[SESSION].close()

@@ -14,6 +14,16 @@ from .errors import GatewayError, UpstreamConnectError, UpstreamProtocolError, U
 MAX_ERROR_BODY = 64 * 1024  # an upstream error body is read up to this size
 
 
+def client_session(max_connections: int) -> aiohttp.ClientSession:
+    """A provider's pooled keep-alive session (call inside the running loop)."""
+    connector = aiohttp.TCPConnector(
+        limit=max_connections, limit_per_host=0, keepalive_timeout=75, ttl_dns_cache=300,
+        enable_cleanup_closed=False)
+    return aiohttp.ClientSession(
+        connector=connector, auto_decompress=True, raise_for_status=False,
+        skip_auto_headers=("User-Agent",), cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+
+
 class Transport:
     def __init__(self, providers: Iterable[ProviderConfig]) -> None:
         self._providers = {p.name: p for p in providers}
@@ -22,14 +32,7 @@ class Transport:
     def session(self, provider: ProviderConfig) -> aiohttp.ClientSession:
         session = self._sessions.get(provider.name)
         if session is None:  # created lazily inside the running loop, once per provider
-            connector = aiohttp.TCPConnector(
-                limit=provider.max_connections, limit_per_host=0, keepalive_timeout=75,
-                ttl_dns_cache=300, enable_cleanup_closed=False)
-            session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, raise_for_status=False,
-                skip_auto_headers=("User-Agent",), cookie_jar=aiohttp.DummyCookieJar(),
-                trust_env=False)
-            self._sessions[provider.name] = session
+            session = self._sessions[provider.name] = client_session(provider.max_connections)
         return session
 
     async def post(self, provider: ProviderConfig, url: str, headers: dict[str, str],
