@@ -52,15 +52,22 @@ def _tool_args(tool: dict, name: str) -> str:
 
 
 def _plan(body: dict) -> tuple[str, dict | None]:
-    """A text answer, or (when a user asked to "use a tool" and no tool has answered yet) a call
-    of the `Bash` tool if offered, else of the first tool. Reminder blocks that clients such as
-    Claude Code add to user turns are not read as the user's words."""
+    """A text answer, or (when the user asked to "use a tool" in this turn and no tool has
+    answered in it yet) a call of the `Bash` tool if offered, else of the first tool. The turn is
+    everything after the last assistant message, so a later turn is answered afresh. Reminder
+    blocks that clients such as Claude Code add to user turns are not read as the user's words."""
     messages = body.get("messages") or []
-    results = [m for m in messages if m.get("role") == "tool"]
+    turn = []
+    for m in reversed(messages):
+        if not isinstance(m, dict) or m.get("role") == "assistant":
+            break
+        turn.append(m)
+    turn.reverse()
+    results = [m for m in turn if m.get("role") == "tool"]
     if results:
         size = sum(len(t) for t in _texts(results[-1].get("content")))
         return f"The tool returned {size} characters. Done.", None
-    said = [_REMINDER.sub("", t) for m in messages if m.get("role") == "user"
+    said = [_REMINDER.sub("", t) for m in turn if m.get("role") == "user"
             for t in _texts(m.get("content"))]
     tools = body.get("tools") or []
     if tools and any(TOOL_PHRASE in t.lower() for t in said):
