@@ -27,7 +27,7 @@ import aiohttp
 from aiohttp import web
 
 from ferryllm.downstream import SSE_HEADERS, SSEResponse
-from ferryllm.loop import event_loop_factory
+from ferryllm.loop import event_loop_factory, tune_gc
 from ferryllm.transport import client_session
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
@@ -84,6 +84,7 @@ async def _serve(host: str, port: int, upstream: str) -> None:
     runner = make_runner(build_app(upstream))
     await runner.setup()
     await web.TCPSite(runner, host, port, backlog=2048).start()
+    tune_gc()  # as the gateway does: a process setting, not ferryllm's own work
     print(f"floor proxy on http://{host}:{port} -> {upstream}", flush=True)
     try:
         await asyncio.Event().wait()

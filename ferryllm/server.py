@@ -29,7 +29,7 @@ from .entry.anthropic_sse import StreamEncoder as AnthropicStreamEncoder
 from .entry.openai_sse import StreamEncoder as OpenAIStreamEncoder
 from .errors import GatewayError, InvalidRequest, NotFound, RequestTooLarge
 from .limits import Admission, Backoff, Breakers
-from .loop import event_loop_factory
+from .loop import event_loop_factory, tune_gc
 from .metrics import Metrics
 from .downstream import SSE_HEADERS, KeepAlive
 from .relay import (EntryCodec, Outcome, Relay, access_record, internal_error,
@@ -332,6 +332,7 @@ async def serve_forever(config: Config, *, reuse_port: bool = False,
     host, port = config.server.host_port
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=2048)
     await site.start()
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
