@@ -173,4 +173,6 @@ def headers(v: Any) -> tuple[tuple[str, str], ...]:
             if isinstance(x, str) and any(ord(c) < 32 and c != "\t" for c in x)]
     if bad:
         raise Bad("; ".join(bad))
-    return tuple(v.items())
+    # lower case, so that a configured header replaces the adapter's own (user-agent,
+    # content-type …) whatever case the config spells it in, instead of being sent twice
+    return tuple((k.lower(), x) for k, x in v.items())

@@ -21,7 +21,7 @@ def client_session(max_connections: int) -> aiohttp.ClientSession:
         enable_cleanup_closed=False)
     return aiohttp.ClientSession(
         connector=connector, auto_decompress=True, raise_for_status=False,
-        skip_auto_headers=("User-Agent",), cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+        cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
 
 
 class Transport:

@@ -28,6 +28,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    raw_headers: tuple[tuple[bytes, bytes], ...] = ()  # as sent: repeats and case kept
 
     @property
     def json(self) -> Any:
@@ -54,7 +55,8 @@ class MockProvider:
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.received.append(Received(request.path, dict(request.headers), await request.read()))
+        self.received.append(Received(request.path, dict(request.headers), await request.read(),
+                                      request.raw_headers))
         reply = self.script.pop(0) if self.script else self.default
         if reply is None:
             return web.json_response({"error": {"message": "mock has no reply scripted"}}, status=500)

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 import orjson
 
 from .. import ir
+from . import USER_AGENT
 from ..config import ProviderConfig
 from ..errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
 from .anthropic_sse import StreamDecoder
@@ -181,7 +182,7 @@ class AnthropicAdapter:
         self.provider = provider
         self.url = provider.base_url + "/v1/messages"
         self.count_tokens_url = provider.base_url + "/v1/messages/count_tokens"
-        head = {"content-type": "application/json"}
+        head = {"content-type": "application/json", "user-agent": USER_AGENT}
         if provider.api_key:
             head["x-api-key"] = provider.api_key
         self._head = head

@@ -30,6 +30,7 @@ from typing import Any, Mapping
 import orjson
 
 from .. import ir
+from . import USER_AGENT
 from ..config import ProviderConfig
 from ..errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
 from ..toolnames import ToolNames, shorten
@@ -89,7 +90,8 @@ class OpenAIAdapter:
     def __init__(self, provider: ProviderConfig) -> None:
         self.provider = provider
         self.url = provider.base_url + "/v1/chat/completions"
-        headers = {"content-type": "application/json", "accept": "application/json"}
+        headers = {"content-type": "application/json", "accept": "application/json",
+                   "user-agent": USER_AGENT}
         if provider.api_key:
             headers["authorization"] = f"Bearer {provider.api_key}"
         headers.update(provider.headers)

@@ -217,3 +217,34 @@ async def test_slow_request_body_is_cut_with_408(gateway, provider):
 async def test_concurrency_is_bounded_by_default():
     from ferryllm.config import ServerConfig
     assert ServerConfig().max_concurrent_requests == 4096
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai"])
+async def test_upstream_user_agent_is_ferryllm_once_and_config_replaces_it(gateway, provider, kind):
+    """Every upstream request names ferryllm (not aiohttp) in exactly one User-Agent; a provider's
+    configured header replaces it whatever case the config spells it in."""
+    from dataclasses import replace
+
+    from ferryllm import __version__
+    reply = Reply(body=OK if kind == "anthropic" else {
+        "id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                     "finish_reason": "stop"}]})
+    mock = MockProvider(reply)
+    cfg = make_config({"p": (kind, await provider(mock))})
+    plain = await gateway(cfg)
+    assert (await post(plain))[0] == 200
+    custom = await gateway(replace(cfg, providers=(replace(
+        cfg.providers[0], headers=(("user-agent", "team-bot/2"), ("x-team", "core"))),)))
+    assert (await post(custom))[0] == 200
+
+    def agents(received) -> list[bytes]:
+        return [v for k, v in received.raw_headers if k.lower() == b"user-agent"]
+    assert agents(mock.received[0]) == [f"ferryllm/{__version__}".encode()]
+    assert agents(mock.received[1]) == [b"team-bot/2"]
+    assert mock.received[1].headers["x-team"] == "core"
+
+
+def test_configured_header_names_are_lower_cased():
+    from ferryllm.config_values import headers
+    assert headers({"User-Agent": "a", "X-Team": "b"}) == (("user-agent", "a"), ("x-team", "b"))

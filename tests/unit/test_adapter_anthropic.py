@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from ferryllm import ir
+from ferryllm import __version__, ir
 from ferryllm.adapters.anthropic import (
     DEFAULT_MAX_TOKENS, EFFORT_BUDGETS, AnthropicAdapter)
 from ferryllm.adapters.anthropic_sse import StreamDecoder
@@ -59,7 +59,8 @@ def test_headers():
     a = adapter(headers=(("x-team", "blue"),))
     h = a.headers(simple())
     assert h == {"content-type": "application/json", "x-api-key": "sk-ant-secret",
-                 "anthropic-version": "2023-06-01", "x-team": "blue"}
+                 "anthropic-version": "2023-06-01", "x-team": "blue",
+                 "user-agent": f"ferryllm/{__version__}"}
     req = simple(headers={"anthropic-version": "2024-01-01", "anthropic-beta": "b1,b2"})
     h2 = a.headers(req)
     assert h2["anthropic-version"] == "2024-01-01" and h2["anthropic-beta"] == "b1,b2"

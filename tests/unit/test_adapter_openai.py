@@ -4,7 +4,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from ferryllm import ir
+from ferryllm import __version__, ir
 from ferryllm.adapters.openai import IMAGE_MOVED, OpenAIAdapter, effort_for
 from ferryllm.adapters.openai_sse import StreamDecoder
 from ferryllm.config import ProviderConfig
@@ -49,7 +49,8 @@ def test_url_and_headers() -> None:
     assert adapter.url == "https://api.example.com/v1/chat/completions"
     json_headers = adapter.headers(request([]))
     assert json_headers == {"content-type": "application/json", "accept": "application/json",
-                            "authorization": "Bearer sk-test", "x-org": "o1"}
+                            "authorization": "Bearer sk-test", "x-org": "o1",
+                            "user-agent": f"ferryllm/{__version__}"}
     assert adapter.headers(request([], stream=True))["accept"] == "text/event-stream"
     assert adapter.headers(request([])) is json_headers  # built once
     assert "authorization" not in OpenAIAdapter(provider(api_key=None)).headers(request([]))
