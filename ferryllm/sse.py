@@ -44,37 +44,41 @@ class SSEParser:
         self._id: bytes | None = None
         self._started = False
 
+    def idle(self) -> bool:
+        """Nothing pending: the next byte starts a new line of a new (unnamed) event."""
+        return not self._pieces and not self._data and self._event == b"message"
+
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        payloads, rest = self.data_frames(chunk)
+        event_id = self._id
+        out = [_new_event(SSEEvent, (b"message", data, event_id)) for data in payloads]
+        if rest:
+            out += self._split(rest)
+        return out
+
+    def data_frames(self, chunk: bytes) -> tuple[list[bytes], bytes]:
+        """The fast path, for callers that need only the data of unnamed events: when nothing is
+        pending and the read has `\n` line ends, the data of the whole frames at its start that
+        are each one `data: ` line (what providers send, bar pings and comments), found by
+        splitting at `\n\ndata: `. The bytes from the first frame that is not such a frame (or
+        not whole) are returned unread: pass them to `feed`."""
         if not self._started and chunk:
             self._started = True
             if chunk.startswith(b"\xef\xbb\xbf"):
                 chunk = chunk[3:]
-        if not self._pieces and not self._data and 13 not in chunk:  # no \r
-            end = chunk.rfind(b"\n\n")
-            if end >= 0:
-                return self._frames(chunk, end)
-        return self._split(chunk)
-
-    def _frames(self, chunk: bytes, end: int) -> list[SSEEvent]:
-        """The fast path: nothing pending, \\n line ends, `end` the last blank line. When every
-        whole frame is one `data: ` line (what providers send, bar pings and comments), splitting
-        at `\\n\\ndata: ` leaves exactly the payloads; otherwise the frames go through the line
-        parser."""
-        out: list[SSEEvent] | None = None
-        if chunk[:6] == b"data: " and end < MAX_EVENT and self._event == b"message":
-            event_id = self._id
-            out = []
-            for data in chunk[6:end].split(b"\n\ndata: "):
-                if 10 in data:  # `in` with an int is a memchr; any \n: not a one-line frame
-                    out = None
-                    break
-                out.append(_new_event(SSEEvent, (b"message", data, event_id)))
-        if out is None:
-            out = self._lines(chunk[:end + 1].split(b"\n"))
-        rest = chunk[end + 2:]
-        if rest:
-            out += self._split(rest)
-        return out
+        if (self._pieces or self._data or 13 in chunk or chunk[:6] != b"data: "
+                or self._event != b"message"):
+            return [], chunk
+        end = chunk.rfind(b"\n\n")
+        if end < 0 or end >= MAX_EVENT:
+            return [], chunk
+        payloads = chunk[6:end].split(b"\n\ndata: ")
+        for i, data in enumerate(payloads):
+            if 10 in data:  # `in` with an int is a memchr; a \n: not a one-line frame
+                rest = b"data: " + b"\n\ndata: ".join(payloads[i:]) + chunk[end:]
+                del payloads[i:]
+                return payloads, rest
+        return payloads, chunk[end + 2:]
 
     def _split(self, chunk: bytes) -> list[SSEEvent]:
         # a final \r may be half of \r\n: it stays with the unfinished line

@@ -55,7 +55,6 @@ from .text_template import TextTemplate
 log = logging.getLogger("ferryllm.translate")
 
 _EMPTY: tuple = ()
-_TextDelta = ir.TextDelta
 TEXT, THINKING, TOOL = 0, 1, 2
 # <think> filter over delta.content
 _PROBE, _THINK_LEAD, _THINK, _TEXT_LEAD, _PLAIN = range(5)
@@ -207,30 +206,29 @@ class StreamDecoder:
     def feed(self, chunk: bytes) -> Sequence[ir.StreamEvent]:
         if self._phase == _DONE:
             return _EMPTY
-        template = self._template
-        for ev in self._parser.feed(chunk):
-            if template.prefix is not None and ev.event == b"message":
-                text = template.text(ev.data)
-                if text is not None:  # the same plain text chunk as before, other text
-                    # `_piece`'s first branch inlined: the call is ~0.9 % of a stream's instructions
-                    last = self._last
-                    if text and last is self._head and last.kind == TEXT:
-                        self._out.append(_TextDelta(last.index, text))
-                    elif text:
-                        self._piece(TEXT, text)
-                    continue
-            self._event(ev)
-            if self._phase == _DONE:
-                break
+        parser = self._parser
+        if not parser.idle():  # the end of a frame split across reads, through the line parser
+            cut = chunk.find(b"\n\n") + 2
+            if cut == 1:  # no blank line in this read: all of it
+                cut = len(chunk)
+            self._events(parser.feed(chunk[:cut]))
+            chunk = chunk[cut:]
+        if chunk and self._phase != _DONE:
+            payloads, chunk = parser.data_frames(chunk)  # whole one-line frames, the usual case
+            for data in payloads:
+                self._message(data)
+                if self._phase == _DONE:
+                    return self._take()
+            if chunk:  # the rest: comments, named events, multi-line data, \r line ends
+                self._events(parser.feed(chunk))
         return self._take()
 
     def close(self) -> Sequence[ir.StreamEvent]:
         if self._phase == _DONE:
             return _EMPTY
-        for ev in self._parser.close():
-            self._event(ev)
-            if self._phase == _DONE:
-                return self._take()
+        self._events(self._parser.close())
+        if self._phase == _DONE:
+            return self._take()
         if self._finish is None:
             raise UpstreamProtocolError("provider stream ended before completion")
         self._end()  # a finish_reason but no [DONE]: some providers omit it
@@ -243,10 +241,29 @@ class StreamDecoder:
         self._out = []
         return out
 
-    def _event(self, ev: SSEEvent) -> None:
-        if ev.event != b"message" and ev.event != b"error":
-            return
-        data = ev.data
+    def _events(self, events: list[SSEEvent]) -> None:
+        for ev in events:
+            if ev.event == b"message":
+                self._message(ev.data)
+            elif ev.event == b"error":
+                self._data(ev.data, b"error")
+            else:
+                continue
+            if self._phase == _DONE:
+                return
+
+    def _message(self, data: bytes) -> None:
+        template = self._template
+        if template.prefix is not None:
+            text = template.text(data)
+            if text is not None:  # the same plain text chunk as before, other text
+                if text:
+                    self._piece(TEXT, text)
+                return
+        self._data(data, b"message")
+
+    def _data(self, data: bytes, event: bytes) -> None:
+        """One event's data, parsed in full."""
         if data[:1] != b"{":
             data = data.strip()
             if data == b"[DONE]":
@@ -256,7 +273,7 @@ class StreamDecoder:
                 return
         obj = load_object(data, "chunk")
         err = obj.get("error")
-        if err or ev.event == b"error":
+        if err or event == b"error":
             raise provider_error(err or obj, self._provider)
         try:
             self._chunk(obj)

@@ -103,3 +103,32 @@ def test_whole_frame_fast_path_matches_the_line_parser():
 def test_fast_path_keeps_the_last_event_id():
     assert parse([b"id: 4\n\ndata: a\n\ndata: b\n\n"]) == [(b"message", b"a", b"4"),
                                                          (b"message", b"b", b"4")]
+
+
+def test_data_frames_takes_the_leading_one_line_frames_and_leaves_the_rest_unread():
+    import random
+    rng = random.Random(7)
+    for _ in range(300):
+        stream = b"".join(rng.choice(LF_FRAMES) for _ in range(rng.randint(1, 8)))
+        if rng.random() < 0.3:
+            stream += b"data: unfinished"
+        parser = SSEParser()
+        payloads, rest = parser.data_frames(stream)
+        assert stream.endswith(rest)
+        # what it took is exactly the events the full parser gives for those bytes
+        taken = stream[:len(stream) - len(rest)]
+        assert [(b"message", p, None) for p in payloads] == parse([taken])
+        assert all(b"\n" not in p for p in payloads)
+        # and the rest, read on, gives what reading all at once gives
+        assert parse([stream]) == [*[(b"message", p, None) for p in payloads],
+                                   *[tuple(ev) for ev in parser.feed(rest) + parser.close()]]
+
+
+def test_data_frames_reads_nothing_while_a_frame_is_pending():
+    parser = SSEParser()
+    assert parser.feed(b"data: a") == [] and not parser.idle()
+    assert parser.data_frames(b"\n\ndata: b\n\n") == ([], b"\n\ndata: b\n\n")
+    named = SSEParser()
+    named.feed(b"event: error\n")
+    assert not named.idle()
+    assert named.data_frames(b"data: x\n\n") == ([], b"data: x\n\n")

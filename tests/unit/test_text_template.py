@@ -114,3 +114,45 @@ def test_a_forged_chunk_after_the_template_keeps_every_field():
     decoder = StreamDecoder(REQUEST, "prov")
     texts = [ev.text for ev in decoder.feed(stream) if hasattr(ev, "text")]
     assert "".join(texts) == "hello world no"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_decoder_output_does_not_depend_on_where_reads_end(name):
+    """Reads cut at random points (a frame split across reads, then whole frames, then a split
+    again) give what one read gives: the template path and the line parser meet at any cut."""
+    import random
+
+    from tests.unit.test_openai_sse import expected, run
+    raw = (FIXTURES / f"{name}.sse").read_bytes()
+    want, want_error = expected(name)
+    rng = random.Random(name)
+    for _ in range(40):
+        cuts = sorted(rng.sample(range(1, len(raw)), min(len(raw) - 1, rng.randint(1, 6))))
+        got, error = run([raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])])
+        assert error == want_error, cuts
+        assert got == (want if error is None else want[:len(got)]), cuts
+
+
+def test_plain_text_chunks_skip_the_full_parse_in_every_chunking(monkeypatch):
+    """The point of the template: of a 20-chunk text stream only the opening chunks, the finish
+    and the usage chunk are parsed whole, however the reads fall (each frame whole, a frame split
+    across reads, everything in one read)."""
+    from ferryllm.adapters import openai_sse
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    chunks += [chunk({"content": f"word {i} "}) for i in range(20)]
+    chunks += [chunk({}, finish="stop"), orjson.dumps({**BASE, "choices": [], "usage": {
+        "prompt_tokens": 3, "completion_tokens": 20}})]
+    frames = [b"data: " + c + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
+    raw = b"".join(frames)
+    parsed = []
+    real = openai_sse.load_object
+    monkeypatch.setattr(openai_sse, "load_object", lambda data, what: parsed.append(data) or
+                        real(data, what))
+    for reads in ([raw], frames, [raw[i:i + 97] for i in range(0, len(raw), 97)]):
+        parsed.clear()
+        decoder = StreamDecoder(REQUEST, "prov")
+        events = [ev for read in reads for ev in decoder.feed(read)] + list(decoder.close())
+        assert "".join(ev.text for ev in events if hasattr(ev, "text")) == "".join(
+            f"word {i} " for i in range(20))
+        assert len(parsed) <= 6, (len(reads), len(parsed))
