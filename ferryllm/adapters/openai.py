@@ -34,8 +34,9 @@ from . import USER_AGENT
 from ..config import ProviderConfig
 from ..errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
 from ..toolnames import ToolNames, shorten
-from .openai_sse import (StreamDecoder, load_object, matched_stop, provider_error, split_think,
-                         stop_reason, usage_from_openai)
+from .openai_fields import (load_object, matched_stop, provider_error, split_think, stop_reason,
+                            usage_from_openai)
+from .openai_sse import StreamDecoder
 
 log = logging.getLogger("ferryllm.translate")
 

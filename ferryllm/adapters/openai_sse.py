@@ -47,112 +47,20 @@ from typing import Any, Sequence
 import orjson
 
 from .. import ir
-from ..errors import GatewayError, UpstreamProtocolError, from_upstream
+from ..errors import UpstreamProtocolError
 from ..sse import SSEParser, SSEEvent
 from ..toolnames import ToolNames
+from .openai_fields import load_object, matched_stop, provider_error, stop_reason, usage_from_openai
 from .text_template import TextTemplate
+from .think_filter import PLAIN, TEXT, THINKING, ThinkFilter
 
 log = logging.getLogger("ferryllm.translate")
 
 _EMPTY: tuple = ()
-TEXT, THINKING, TOOL = 0, 1, 2
-# <think> filter over delta.content
-_PROBE, _THINK_LEAD, _THINK, _TEXT_LEAD, _PLAIN = range(5)
-_OPEN_TAG, _CLOSE_TAG = "<think>", "</think>"
+TOOL = 2  # segment kinds: TEXT and THINKING are the <think> filter's piece kinds
 # stream phases
 _START, _OPEN, _DONE = range(3)
 _NO_FN: dict = {}
-_ERROR_STATUS = {"rate_limit_exceeded": 429, "rate_limit_error": 429, "insufficient_quota": 429,
-                 "context_length_exceeded": 400, "invalid_request_error": 400,
-                 "server_error": 500, "overloaded_error": 529}
-
-
-def _n(value: Any) -> int:
-    return value if value.__class__ is int else int(value) if value.__class__ is float else 0
-
-
-def usage_from_openai(u: dict) -> ir.Usage:
-    """OpenAI usage → IR usage. `prompt_tokens` includes cache reads (`cached_tokens`, or
-    DeepSeek's `prompt_cache_hit_tokens`) and cache writes (`cache_write_tokens`, as OpenRouter
-    reports them); IR `input_tokens` excludes both."""
-    prompt = _n(u.get("prompt_tokens"))
-    details = u.get("prompt_tokens_details")
-    cached = written = None
-    if details.__class__ is dict:
-        cached, written = details.get("cached_tokens"), details.get("cache_write_tokens")
-    if cached is None:
-        cached = u.get("prompt_cache_hit_tokens")  # DeepSeek
-    cached, written = _n(cached), _n(written)
-    return ir.Usage(input_tokens=max(prompt - cached - written, 0),
-                    output_tokens=_n(u.get("completion_tokens")),
-                    cache_read_input_tokens=cached, cache_creation_input_tokens=written)
-
-
-def load_object(data: bytes, what: str) -> dict:
-    """A provider's JSON object (a stream chunk or a whole response), or UpstreamProtocolError."""
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamProtocolError(f"malformed {what} from provider (not JSON)") from None
-    if obj.__class__ is not dict:
-        raise UpstreamProtocolError(f"malformed {what} from provider (not a JSON object)")
-    return obj
-
-
-def stop_reason(finish: str | None, tool_calls: bool, stop_sequence: str | None) -> str:
-    if finish == "length":
-        return ir.MAX_TOKENS
-    if finish == "content_filter":
-        return ir.REFUSAL
-    if tool_calls:
-        return ir.TOOL_USE
-    if stop_sequence is not None:
-        return ir.STOP_SEQUENCE
-    return ir.END_TURN
-
-
-def matched_stop(choice: dict, stops: Sequence[str]) -> str | None:
-    """vLLM reports the stop string that ended generation in `choice.stop_reason`."""
-    value = choice.get("stop_reason")
-    return value if value.__class__ is str and value in stops else None
-
-
-def split_think(content: str) -> tuple[str | None, str]:
-    """A leading `<think>…</think>` in a whole content string → (reasoning, remaining text).
-    Leading whitespace inside the tag and after it is dropped, as the stream decoder does."""
-    stripped = content.lstrip()
-    if not stripped.startswith(_OPEN_TAG):
-        return None, content
-    inner = stripped[len(_OPEN_TAG):].lstrip()
-    end = inner.find(_CLOSE_TAG)
-    if end < 0:
-        return inner, ""
-    return inner[:end], inner[end + len(_CLOSE_TAG):].lstrip()
-
-
-def provider_error(err: Any, provider: str) -> GatewayError:
-    """An in-band `{"error": …}` payload → the client's error (status from `error.code`)."""
-    status, message = 502, ""
-    if err.__class__ is dict:
-        message = err.get("message") if err.get("message").__class__ is str else ""
-        code = err.get("code")
-        if code.__class__ is int and 400 <= code <= 599:
-            status = code
-        else:
-            status = _ERROR_STATUS.get(code, _ERROR_STATUS.get(err.get("type"), 502))
-    elif err.__class__ is str:
-        message = err
-    return from_upstream(status, message or "provider reported an error", provider=provider)
-
-
-def _partial_tag(buf: str, tag: str) -> int:
-    """Length of the longest suffix of `buf` that is a proper prefix of `tag`."""
-    for size in range(min(len(tag) - 1, len(buf)), 0, -1):
-        if buf.endswith(tag[:size]):
-            return size
-    return 0
-
-
 class _Seg:
     """A text/reasoning run or a tool call. `index` is its IR block index once opened (-1 before);
     `parts` its buffered text while not open; a tool call keeps all its argument fragments."""
@@ -173,8 +81,8 @@ class _Seg:
 class StreamDecoder:
     __slots__ = ("_parser", "_names", "_model", "_stops", "_provider", "_out", "_phase",
                  "_head", "_last", "_queue", "_index", "_calls", "_last_key", "_ncalls",
-                 "_tools_sent", "_msg_id", "_tag", "_finish", "_stop_seq", "_usage", "_think",
-                 "_held", "_template")
+                 "_tools_sent", "_msg_id", "_tag", "_finish", "_stop_seq", "_usage", "_filter",
+                 "_template")
 
     def __init__(self, req: ir.Request | None = None, provider: str = "provider") -> None:
         self._parser = SSEParser()
@@ -197,8 +105,7 @@ class StreamDecoder:
         self._finish: str | None = None
         self._stop_seq: str | None = None
         self._usage: dict | None = None
-        self._think = _PROBE
-        self._held = ""  # content held back by the <think> filter
+        self._filter = ThinkFilter()  # a leading <think>…</think> in content → reasoning
         self._template = TextTemplate()  # plain text chunks known by their bytes
 
     # ------------------------------------------------------------ bytes in, events out
@@ -280,7 +187,7 @@ class StreamDecoder:
         except (AttributeError, TypeError, KeyError, IndexError):
             raise UpstreamProtocolError(
                 "malformed chunk from provider (unexpected structure)") from None
-        if self._think == _PLAIN and self._template.wants():
+        if self._filter.state == PLAIN and self._template.wants():
             self._template.learn(data, obj)
 
     def _chunk(self, obj: dict) -> None:
@@ -294,7 +201,7 @@ class StreamDecoder:
             return
         choice = choices[0]
         delta = choice.get("delta")
-        if delta.__class__ is dict and len(delta) == 1 and self._think == _PLAIN:
+        if delta.__class__ is dict and len(delta) == 1 and self._filter.state == PLAIN:
             content = delta.get("content")  # the hot case: a plain text delta
             if content and content.__class__ is str:
                 self._piece(TEXT, content)
@@ -302,14 +209,14 @@ class StreamDecoder:
         if delta:
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if reasoning and reasoning.__class__ is str:
-                if self._held:
+                if self._filter.held:
                     self._settle()
                 self._piece(THINKING, reasoning)
             content = delta.get("content")
             if content:
                 if content.__class__ is not str:
                     raise TypeError
-                if self._think == _PLAIN:
+                if self._filter.state == PLAIN:
                     self._piece(TEXT, content)
                 else:
                     self._content(content)
@@ -441,7 +348,7 @@ class StreamDecoder:
     # ------------------------------------------------------------ tool calls
 
     def _tool(self, item: dict) -> None:
-        if self._held:
+        if self._filter.held:
             self._settle()
         key = item.get("index")
         call_id = item.get("id")
@@ -494,50 +401,9 @@ class StreamDecoder:
     # ------------------------------------------------------------ <think> in content
 
     def _content(self, buf: str) -> None:
-        if self._held:
-            buf, self._held = self._held + buf, ""
-        while buf:
-            state = self._think
-            if state == _PROBE:
-                stripped = buf.lstrip()
-                if stripped.startswith(_OPEN_TAG):
-                    buf, self._think = stripped[len(_OPEN_TAG):], _THINK_LEAD
-                elif not stripped or _OPEN_TAG.startswith(stripped):
-                    self._held = buf  # whitespace or a possible "<thi…" so far
-                    return
-                else:
-                    self._think = _PLAIN
-                    self._piece(TEXT, buf)
-                    return
-            elif state == _THINK_LEAD or state == _TEXT_LEAD:
-                buf = buf.lstrip()
-                if buf:
-                    self._think = _THINK if state == _THINK_LEAD else _PLAIN
-            elif state == _THINK:
-                end = buf.find(_CLOSE_TAG)
-                if end >= 0:
-                    if end:
-                        self._piece(THINKING, buf[:end])
-                    buf, self._think = buf[end + len(_CLOSE_TAG):], _TEXT_LEAD
-                    continue
-                keep = _partial_tag(buf, _CLOSE_TAG)
-                if keep:
-                    buf, self._held = buf[:-keep], buf[-keep:]
-                if buf:
-                    self._piece(THINKING, buf)
-                return
-            else:
-                self._piece(TEXT, buf)
-                return
+        for kind, text in self._filter.feed(buf):
+            self._piece(kind, text)
 
     def _settle(self) -> None:
-        """Another kind of segment (or the end) comes: content held by the filter goes out now.
-        Held whitespace at the very start is dropped (a `<think>` may still follow it)."""
-        held, self._held = self._held, ""
-        if not held:
-            return
-        if self._think == _THINK:
-            self._piece(THINKING, held)
-        elif held.strip():  # _PROBE with a partial "<thi…" that never completed
-            self._think = _PLAIN
-            self._piece(TEXT, held)
+        for kind, text in self._filter.settle():
+            self._piece(kind, text)
