@@ -13,8 +13,8 @@ Anthropic client, against the Anthropic mock directly in the same run):
   4  RSS with 512 concurrent streams (from 3), and RSS at 10,000 vs 100,000 requests (one long run)
   5  --workers 2 vs 1 (both unpinned: 2 cores shared with the mock and the load tester)
   6  JSON (non-streaming) path: gateway CPU per request at concurrency 64
-  floor  the loads of 1 and 6 through benchmarks/floor.py (a bare aiohttp pass-through proxy) in
-         ferryllm's place: what the fixed shape costs before any of ferryllm's own work
+  floor  the loads of 1, 2 and 6 through benchmarks/floor.py (a bare aiohttp pass-through proxy)
+         in ferryllm's place: what the fixed shape costs before any of ferryllm's own work
 """
 from __future__ import annotations
 
@@ -193,6 +193,13 @@ def run(args: argparse.Namespace) -> list[tuple]:
                              "(reference)", med([gw(d)["gateway_cpu_us_per_request"] for d in docs]),
                              "µs", f"{med([gw(d)['requests_per_s'] for d in docs]):.0f} req/s through, "
                                    f"{med([d['runs'][0]['requests_per_s'] for d in docs]):.0f} direct"))
+            for rate, count in (("10", int(300 * q)), ("1000", int(10000 * q))):
+                docs = [b.load(f"floor-open-{rate}-{i}", *common, "--stream", "--rate", rate,
+                               "--requests", str(count), "--warmup", "200") for i in range(n)]
+                over = [d["compare"]["ttfc_ms_over_direct"] for d in docs]
+                rows.append(("floor", f"bare aiohttp pass-through proxy: TTFC over direct, open loop {rate}/s",
+                             "(reference)", f"p50 {med([o['p50'] for o in over]):.3f} / p99 {med([o['p99'] for o in over]):.3f}",
+                             "ms", f"CPU {med([gw(d)['gateway_cpu_us_per_request'] for d in docs]):.0f} µs/req"))
         if scen & {"3", "4"}:
             b.start(ttfb_ms=200)
             docs = [b.load(f"s3-c512-ttfb200-{i}", *common, "--stream", "--concurrency", "512",
