@@ -25,15 +25,26 @@ _THINKING_MID = b',"delta":{"type":"thinking_delta","thinking":'
 _SIGNATURE_MID = b',"delta":{"type":"signature_delta","signature":'
 _JSON_MID = b',"delta":{"type":"input_json_delta","partial_json":'
 _DELTA_END = b"}}\n\n"
+# message_start and message_delta as bytes around the values (what `dumps` of their dicts gives):
+# about half the cost of building and dumping the nested dicts, once a stream each
+_MESSAGE_START = b'event: message_start\ndata: {"type":"message_start","message":{"id":'
+_MESSAGE_MODEL = b',"type":"message","role":"assistant","model":'
+_MESSAGE_USAGE = b',"content":[],"stop_reason":null,"stop_sequence":null,"usage":'
+_MESSAGE_END = b"}}\n\n" + ANTHROPIC_PING
+_MESSAGE_DELTA = (b'event: message_delta\ndata: {"type":"message_delta",'
+                  b'"delta":{"stop_reason":')
+_STOP_SEQUENCE = b',"stop_sequence":'
+_DELTA_USAGE = b'},"usage":'
 _STOP_END = b"}\n\n"
 _TextDelta, _ToolArgsDelta, _ThinkingDelta = ir.TextDelta, ir.ToolArgsDelta, ir.ThinkingDelta
+_TextStart, _ThinkingStart, _ToolUseStart = ir.TextStart, ir.ThinkingStart, ir.ToolUseStart
+_BlockStop, _SignatureDelta = ir.BlockStop, ir.SignatureDelta
+_MessageStart, _MessageDelta, _MessageStop = ir.MessageStart, ir.MessageDelta, ir.MessageStop
 dumps = orjson.dumps
 
 
 class StreamEncoder:
     PING = ANTHROPIC_PING
-    MESSAGE_START = b"event: message_start\ndata: "
-    MESSAGE_DELTA = b"event: message_delta\ndata: "
     MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
     ERROR = b"event: error\ndata: "
 
@@ -83,37 +94,39 @@ class StreamEncoder:
         return out[0] if len(out) == 1 else b"".join(out)
 
     def _frame(self, ev: ir.StreamEvent) -> bytes:
-        match ev:
-            case ir.SignatureDelta(index=index, signature=signature):
-                return self._delta_prefix(index) + _SIGNATURE_MID + dumps(signature) + _DELTA_END
-            case ir.TextStart(index=index):
-                return _BLOCK_START + self._open(index) + _TEXT_START
-            case ir.ThinkingStart(index=index, redacted_data=None):
-                return _BLOCK_START + self._open(index) + _THINKING_START
-            case ir.ThinkingStart(index=index, redacted_data=data):
-                block = dumps({"type": "redacted_thinking", "data": data})
-                return _BLOCK_START + self._open(index) + b',"content_block":' + block + _STOP_END
-            case ir.ToolUseStart(index=index, id=id_, name=name):
-                block = dumps({"type": "tool_use", "id": id_, "name": name, "input": {}})
-                return _BLOCK_START + self._open(index) + b',"content_block":' + block + _STOP_END
-            case ir.BlockStop(index=index):
-                return _BLOCK_STOP + b"%d" % index + _STOP_END
-            case ir.MessageStart():
-                return self._message_start(ev)
-            case ir.MessageDelta(stop_reason=reason, stop_sequence=seq, usage=usage):
-                return self.MESSAGE_DELTA + dumps({
-                    "type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": seq},
-                    "usage": usage_dict(usage)}) + b"\n\n"
-            case ir.MessageStop():
-                return self.MESSAGE_STOP
+        # by identity, the once-a-stream events first: a class-pattern `match` tested every case
+        # before the last ones (~16 % of a 20-chunk stream's encoding)
+        cls = ev.__class__
+        if cls is _TextStart:
+            return _BLOCK_START + self._open(ev.index) + _TEXT_START
+        if cls is _BlockStop:
+            return _BLOCK_STOP + b"%d" % ev.index + _STOP_END
+        if cls is _MessageStart:
+            return self._message_start(ev)
+        if cls is _MessageDelta:
+            seq = ev.stop_sequence
+            return b"".join((_MESSAGE_DELTA, dumps(ev.stop_reason), _STOP_SEQUENCE,
+                             b"null" if seq is None else dumps(seq), _DELTA_USAGE,
+                             dumps(usage_dict(ev.usage)), _STOP_END))
+        if cls is _MessageStop:
+            return self.MESSAGE_STOP
+        if cls is _ToolUseStart:
+            block = dumps({"type": "tool_use", "id": ev.id, "name": ev.name, "input": {}})
+            return _BLOCK_START + self._open(ev.index) + b',"content_block":' + block + _STOP_END
+        if cls is _ThinkingStart:
+            if ev.redacted_data is None:
+                return _BLOCK_START + self._open(ev.index) + _THINKING_START
+            block = dumps({"type": "redacted_thinking", "data": ev.redacted_data})
+            return _BLOCK_START + self._open(ev.index) + b',"content_block":' + block + _STOP_END
+        if cls is _SignatureDelta:
+            return (self._delta_prefix(ev.index) + _SIGNATURE_MID + dumps(ev.signature)
+                    + _DELTA_END)
         raise TypeError(f"not an IR stream event: {type(ev).__name__}")
 
     def _message_start(self, ev: ir.MessageStart) -> bytes:
-        message = {"id": message_id(ev.id), "type": "message", "role": "assistant",
-                   "model": self.display_model, "content": [], "stop_reason": None,
-                   "stop_sequence": None, "usage": usage_dict(ev.usage)}
-        return (self.MESSAGE_START + dumps({"type": "message_start", "message": message})
-                + b"\n\n" + ANTHROPIC_PING)
+        return b"".join((_MESSAGE_START, dumps(message_id(ev.id)), _MESSAGE_MODEL,
+                         dumps(self.display_model), _MESSAGE_USAGE, dumps(usage_dict(ev.usage)),
+                         _MESSAGE_END))
 
     def error(self, err: GatewayError) -> bytes:
         return self.ERROR + error_body(err) + b"\n\n"
