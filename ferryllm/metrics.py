@@ -47,6 +47,18 @@ TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3
                 10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
 
 
+class _LoopValue(values.MutexValue):
+    """A single-process value cell whose writes take no lock: ferryllm writes its metrics from
+    the event loop's one thread only, and the lock was two thirds of an `inc` (~2,900 -> ~900
+    instructions; a streamed request makes eight)."""
+
+    def inc(self, amount: float) -> None:
+        self._value += amount
+
+    def set(self, value: float, timestamp: float | None = None) -> None:
+        self._value = value
+
+
 def _status_class(status: int) -> str:
     c = status // 100
     return STATUS_CLASSES[c - 1] if 1 <= c <= 5 else OTHER
@@ -93,6 +105,25 @@ class Metrics:
             values.ValueClass = values.MultiProcessValue()
         self.registry = CollectorRegistry()
         r = self.registry
+        # the children built here, every one the hot path writes, get lock-free cells (see
+        # `_LoopValue`); prometheus_client reads its module-level value class per child
+        value_class = values.ValueClass
+        if value_class is values.MutexValue:
+            values.ValueClass = _LoopValue
+        try:
+            self._build(r)
+        finally:
+            values.ValueClass = value_class
+
+        if self.multiprocess:
+            self._render_registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self._render_registry)
+        else:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+            self._render_registry = r
+
+    def _build(self, r: CollectorRegistry) -> None:
         self._requests = Counter("ferryllm_requests", "Client requests finished.",
                                  ("entry", "provider", "status_class"), registry=r)
         self._duration = Histogram("ferryllm_request_duration_seconds",
@@ -141,14 +172,6 @@ class Metrics:
             self._token_children(provider)
             for kind in ERROR_KINDS:
                 self._error_child(provider, kind)
-
-        if self.multiprocess:
-            self._render_registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(self._render_registry)
-        else:
-            ProcessCollector(registry=r)
-            PlatformCollector(registry=r)
-            self._render_registry = r
 
     # ---------------------------------------------------------------- label normalisation
 
