@@ -79,14 +79,15 @@ class _Seg:
 
 
 class StreamDecoder:
-    __slots__ = ("_parser", "_names", "_model", "_stops", "_provider", "_out", "_phase",
+    __slots__ = ("_parser", "_req", "_names", "_model", "_stops", "_provider", "_out", "_phase",
                  "_head", "_last", "_queue", "_index", "_calls", "_last_key", "_ncalls",
                  "_tools_sent", "_msg_id", "_tag", "_finish", "_stop_seq", "_usage", "_filter",
                  "_template")
 
     def __init__(self, req: ir.Request | None = None, provider: str = "provider") -> None:
         self._parser = SSEParser()
-        self._names = ToolNames.for_request(req) if req is not None else ToolNames()
+        self._req = req
+        self._names: ToolNames | None = None  # built at the first tool call (walks the history)
         self._model = req.model if req is not None else ""
         self._stops = req.stop if req is not None else ()
         self._provider = provider
@@ -314,7 +315,11 @@ class StreamDecoder:
         buffered = "".join(seg.parts)
         if seg.kind == TOOL:
             self._tools_sent = True
-            out.append(ir.ToolUseStart(index, seg.id, self._names.to_client(seg.name)))
+            names = self._names
+            if names is None:
+                req = self._req
+                names = self._names = ToolNames.for_request(req) if req is not None else ToolNames()
+            out.append(ir.ToolUseStart(index, seg.id, names.to_client(seg.name)))
             if buffered:
                 out.append(ir.ToolArgsDelta(index, buffered))
         elif seg.kind == TEXT:
