@@ -27,13 +27,11 @@ _MAX_TRIES = 4  # chunks examined before giving up on a stream whose chunks neve
 
 
 class TextTemplate:
-    __slots__ = ("prefix", "suffix", "_start", "_stop", "_tries")
+    __slots__ = ("prefix", "suffix", "_tries")
 
     def __init__(self) -> None:
         self.prefix: bytes | None = None  # None until learned
         self.suffix = b""
-        self._start = 0
-        self._stop = 0
         self._tries = 0
 
     def text(self, data: bytes) -> str | None:
@@ -96,7 +94,6 @@ class TextTemplate:
         if probe != obj:
             return
         self.prefix, self.suffix = prefix, suffix
-        self._start, self._stop = len(prefix), len(suffix)
 
 
 def _string_end(data: bytes, start: int) -> int:
