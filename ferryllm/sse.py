@@ -58,9 +58,9 @@ class SSEParser:
 
     def data_frames(self, chunk: bytes) -> tuple[list[bytes], bytes]:
         """The fast path, for callers that need only the data of unnamed events: when nothing is
-        pending and the read has `\n` line ends, the data of the whole frames at its start that
+        pending and the read has `\\n` line ends, the data of the whole frames at its start that
         are each one `data: ` line (what providers send, bar pings and comments), found by
-        splitting at `\n\ndata: `. The bytes from the first frame that is not such a frame (or
+        splitting at `\\n\\ndata: `. The bytes from the first frame that is not such a frame (or
         not whole) are returned unread: pass them to `feed`."""
         if not self._started and chunk:
             self._started = True
@@ -75,9 +75,9 @@ class SSEParser:
         payloads = chunk[6:end].split(b"\n\ndata: ")
         for i, data in enumerate(payloads):
             if 10 in data:  # `in` with an int is a memchr; a \n: not a one-line frame
-                rest = b"data: " + b"\n\ndata: ".join(payloads[i:]) + chunk[end:]
                 del payloads[i:]
-                return payloads, rest
+                # this frame starts after the i before it, each b"data: " + data + b"\n\n"
+                return payloads, chunk[sum(map(len, payloads)) + 8 * i:]
         return payloads, chunk[end + 2:]
 
     def _split(self, chunk: bytes) -> list[SSEEvent]:
