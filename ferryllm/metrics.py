@@ -147,15 +147,12 @@ class Metrics:
         self._tokens = Counter("ferryllm_tokens", "Tokens reported by providers.",
                                ("provider", "type"), registry=r)
 
-        self._c_requests: dict[tuple[str, str, str], Any] = {}
-        self._c_duration: dict[tuple[str, str], Any] = {}
-        self._c_ttft: dict[tuple[str, str], Any] = {}
-        self._c_in_flight: dict[str, Any] = {}
+        # children of the rarer calls (errors, retries …) by their arguments; the per-request
+        # calls keep only their children's value cells (prometheus caches children by labels)
         self._c_errors: dict[tuple[str, str], Any] = {}
         self._c_retries: dict[str, Any] = {}
         self._c_fallbacks: dict[tuple[str, str], Any] = {}
         self._c_circuit: dict[str, Any] = {}
-        self._c_tokens: dict[str, tuple[Any, Any, Any, Any]] = {}
         # the hot path's value cells (see `_cell`), by the arguments as given
         self._in_flight_cells: dict[str, Any] = {}
         self._finished_cells: dict[tuple[str, str | None, int], tuple] = {}
@@ -182,26 +179,14 @@ class Metrics:
         return entry if entry in self.entries else OTHER
 
     def _request_child(self, entry: str, provider: str | None, sc: str) -> Any:
-        key = (self._entry(entry), self._provider(provider), sc)
-        child = self._c_requests.get(key)
-        if child is None:
-            child = self._c_requests[key] = self._requests.labels(*key)
-        return child
+        return self._requests.labels(self._entry(entry), self._provider(provider), sc)
 
     def _hist_children(self, entry: str, provider: str | None) -> tuple[Any, Any]:
         key = (self._entry(entry), self._provider(provider))
-        d = self._c_duration.get(key)
-        if d is None:
-            d = self._c_duration[key] = self._duration.labels(*key)
-            self._c_ttft[key] = self._ttft.labels(*key)
-        return d, self._c_ttft[key]
+        return self._duration.labels(*key), self._ttft.labels(*key)
 
     def _in_flight_child(self, entry: str) -> Any:
-        entry = self._entry(entry)
-        child = self._c_in_flight.get(entry)
-        if child is None:
-            child = self._c_in_flight[entry] = self._in_flight.labels(entry)
-        return child
+        return self._in_flight.labels(self._entry(entry))
 
     def _error_child(self, provider: str | None, kind: str) -> Any:
         key = (self._provider(provider), kind if kind in ERROR_KINDS else OTHER)
@@ -224,13 +209,9 @@ class Metrics:
             child = self._c_circuit[provider] = self._circuit.labels(provider)
         return child
 
-    def _token_children(self, provider: str | None) -> tuple[Any, Any, Any, Any]:
+    def _token_children(self, provider: str | None) -> tuple[Any, ...]:
         provider = self._provider(provider)
-        children = self._c_tokens.get(provider)
-        if children is None:
-            children = self._c_tokens[provider] = tuple(
-                self._tokens.labels(provider, t) for t in TOKEN_TYPES)  # type: ignore[assignment]
-        return children  # type: ignore[return-value]
+        return tuple(self._tokens.labels(provider, t) for t in TOKEN_TYPES)
 
     # ---------------------------------------------------------------- hot path
 
