@@ -77,13 +77,14 @@ class ClientAuth:
             ok |= hmac.compare_digest(digest, configured)
         return ok
 
-    def authenticate(self, headers: Mapping[str, str]) -> str:
+    def authenticate(self, headers: Mapping[str, str], extra: Iterable[str] = ()) -> str:
         """The key id of a valid key, else raises `AuthenticationError` (no key text in it).
         With auth disabled, returns `ANONYMOUS` without looking at the headers. When a request
-        carries both headers, either may hold the valid key."""
+        carries several keys (both headers, or `extra`: where the entry's protocol puts a key,
+        e.g. a query parameter), any may be the valid one."""
         if not self.enabled:
             return ANONYMOUS
-        for key in presented_keys(headers):
+        for key in (*presented_keys(headers), *extra):
             digest = _digest(key)
             if self._matches(digest):
                 return digest.hex()[:KEY_ID_HEX]

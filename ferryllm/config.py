@@ -13,17 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from . import config_values as cv
+from . import protocols
 from .config_values import normalise_base_url  # noqa: F401 - part of this module's API
 from .ir import EFFORT_ORDER
 
 REASONING_POLICIES = ("preserve", "fill_missing", "cap", "force")
 REASONING_EFFORTS = EFFORT_ORDER  # minimal < low < medium < high < xhigh < max
-PROVIDER_TYPES = ("openai", "anthropic")
 DEFAULT_CACHE_STRIP_PREFIXES = ("x-anthropic-billing-header:",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 MATCH_TYPES = ("prefix", "exact")
-FUTURE_PROVIDER_TYPES = ("openai_responses", "gemini")  # the reference's; not yet here
 KEY_SOURCES = ("api_key", "api_key_env", "api_key_file")
 
 
@@ -87,7 +86,7 @@ class PromptCacheConfig:
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
     name: str
-    type: str  # "openai" | "anthropic"
+    type: str  # a protocol name with an adapter (`protocols.provider_types()`)
     base_url: str  # normalised: no trailing "/" and no trailing "/v1"
     api_key: str | None = field(default=None, repr=False)  # resolved from api_key/_env/_file
     headers: tuple[tuple[str, str], ...] = ()
@@ -175,9 +174,8 @@ def check_listen(value: Any) -> str | None:
 
 
 def _provider_type(v: Any) -> str:
-    if isinstance(v, str) and v in FUTURE_PROVIDER_TYPES:
-        raise cv.Bad(f"\"{v}\" is not yet supported (supported: {', '.join(PROVIDER_TYPES)})")
-    return cv.enum(PROVIDER_TYPES)(v)
+    """A registered protocol with an adapter (`ferryllm.protocols`, plug-ins included)."""
+    return cv.enum(protocols.provider_types())(v)
 
 
 # ---------------------------------------------------------------- schemas

@@ -1,6 +1,7 @@
 """Prometheus metrics for the gateway, in a registry of their own.
 
-    metrics = Metrics(provider_names=[p.name for p in config.providers])
+    metrics = Metrics(provider_names=[p.name for p in config.providers],
+                      entries=[p.name for p in protocols.entries()])
     metrics.request_started("anthropic")
     metrics.request_finished("anthropic", "openai-main", 200, duration_s, ttft_s)
     metrics.upstream_error("openai-main", "timeout")
@@ -30,7 +31,6 @@ from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
                                PlatformCollector, ProcessCollector, generate_latest, multiprocess,
                                values)
 
-ENTRIES = ("anthropic", "openai")
 ERROR_KINDS = ("connect", "timeout", "status_4xx", "status_429", "status_5xx", "protocol",
                "stream")
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
@@ -92,7 +92,7 @@ def multiprocess_dir() -> str | None:
 
 
 class Metrics:
-    def __init__(self, provider_names: Iterable[str] = (), entries: Iterable[str] = ENTRIES,
+    def __init__(self, provider_names: Iterable[str] = (), entries: Iterable[str] = (),
                  *, multiprocess_mode: bool | None = None) -> None:
         """`multiprocess_mode` defaults to "is PROMETHEUS_MULTIPROC_DIR set"."""
         self.providers = frozenset(provider_names)

@@ -9,7 +9,7 @@ For every provider:
 - `max_tokens` is capped by the provider's `max_tokens_cap` (Claude Code asks for 64000 or more,
   which most OpenAI-compatible backends reject).
 
-For OpenAI-compatible providers (`type = "openai"`) also:
+For providers whose adapter says `prompt_cache_key = True` (OpenAI-compatible ones) also:
 - tool input schemas are cleaned for strict backends (`ferryllm.schema.clean_schema`);
 - `Request.prompt_cache_key` is set (when `[prompt_cache] prompt_cache_key`, the default) to a
   stable digest of (provider name, backend model, tools, system) — the same for every turn of a
@@ -39,6 +39,7 @@ from dataclasses import replace
 
 import orjson
 
+from . import protocols
 from .config import Config, ProviderConfig
 from .ir import EFFORT_BUDGETS, EFFORT_ORDER, Reasoning, Request, TextBlock, Tool
 from .schema import clean_schema
@@ -69,7 +70,7 @@ def apply(req: Request, cfg: Config, provider: ProviderConfig,
     cap = provider.max_tokens_cap
     if cap and req.max_tokens is not None and req.max_tokens > cap:
         changes["max_tokens"] = cap
-    if provider.type == "openai" and (req.tools or system or cfg.prompt_cache.prompt_cache_key):
+    if (req.tools or system or cfg.prompt_cache.prompt_cache_key) and _wants_cache_key(provider):
         cleaned, tools_digest = _tools(req.tools)
         if cleaned is not None:
             changes["tools"] = cleaned
@@ -77,6 +78,10 @@ def apply(req: Request, cfg: Config, provider: ProviderConfig,
             changes["prompt_cache_key"] = prompt_cache_key(provider.name, model,
                                                            tools_digest, _system_digest(system))
     return replace(req, **changes) if changes else req
+
+
+def _wants_cache_key(provider: ProviderConfig) -> bool:
+    return getattr(protocols.get(provider.type).adapter, "prompt_cache_key", False)
 
 
 # ---------------------------------------------------------------- prompt cache

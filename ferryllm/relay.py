@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
 import orjson
@@ -25,21 +25,11 @@ from .downstream import ClientStream, KeepAlive, StreamOutput, write_quietly
 from .errors import GatewayError, ServiceUnavailable, UpstreamProtocolError
 from .limits import HALF_OPEN
 from .ir import Request, Usage
+from .protocols import Protocol
 from .router import Route
 from .transport import Transport, read_limited, stream_error
 
 log = logging.getLogger("ferryllm.relay")
-
-@dataclass(frozen=True, slots=True)
-class EntryCodec:
-    """What the relay needs from an entry protocol."""
-
-    name: str  # "anthropic" | "openai"
-    encode_response: Callable[..., dict]
-    error_body: Callable[[GatewayError], bytes]
-    stream_encoder: Callable[[Request, str], Any]  # (request, display_model) -> StreamEncoder
-    ping: bytes
-
 
 @dataclass(slots=True)
 class Outcome:
@@ -151,11 +141,14 @@ class Relay:
 
     # ------------------------------------------------------------------ JSON
 
-    async def json(self, req: Request, route: Route, codec: EntryCodec, outcome: Outcome,
-                   created: int) -> bytes:
+    def json_timeout(self, provider: ProviderConfig) -> aiohttp.ClientTimeout:
+        return self._json_timeouts[provider.name]
+
+    async def json(self, req: Request, route: Route, proto: Protocol, outcome: Outcome) -> bytes:
         async def attempt(provider: ProviderConfig, adapter, prepared: Request) -> bytes:
             resp = await self.transport.post(
-                provider, adapter.url, adapter.headers(prepared), adapter.encode_request(prepared),
+                provider, adapter.endpoint(prepared), adapter.headers(prepared),
+                adapter.encode_request(prepared),
                 timeout=self._json_timeouts[provider.name])
             if resp.status != 200:
                 raise await upstream_error(provider, adapter, resp)
@@ -167,26 +160,26 @@ class Relay:
                 resp.release()
             ir_resp = adapter.decode_response(raw, prepared)
             outcome.usage = ir_resp.usage
-            if prepared.native_protocol == adapter.protocol == codec.name:
+            if prepared.native_protocol == adapter.protocol == proto.name:
                 body = orjson.loads(raw)
                 body["model"] = route.display_model
                 return orjson.dumps(body)
-            return orjson.dumps(codec.encode_response(ir_resp, route.display_model,
-                                                      **_created(codec, created)))
+            return orjson.dumps(proto.entry.encode_response(ir_resp, route.display_model))
 
         return await self._attempts_for(req, route, outcome, attempt)
 
     # ------------------------------------------------------------------ streaming
 
-    async def stream(self, request: web.Request, req: Request, route: Route, codec: EntryCodec,
+    async def stream(self, request: web.Request, req: Request, route: Route, proto: Protocol,
                      outcome: Outcome, headers: dict[str, str], started: float) -> web.StreamResponse:
-        client = ClientStream(request, headers, codec.ping)
+        entry = proto.entry
+        client = ClientStream(request, headers, entry.ping)
         self.keepalive.streams.add(client)
         loop = asyncio.get_running_loop()
         try:
             await self._attempts_for(
                 req, route, outcome,
-                lambda p, a, r: self._pump(client, p, a, r, route, codec, outcome, started, loop))
+                lambda p, a, r: self._pump(client, p, a, r, route, proto, outcome, started, loop))
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             outcome.error_kind = "client_disconnected"  # nobody is left to tell
         except Exception as exc:  # noqa: BLE001 - every failure ends as a protocol-shaped error
@@ -195,16 +188,17 @@ class Relay:
             if not client.prepared:
                 raise err from None  # nothing sent yet: a normal HTTP error
             if not getattr(err, "relayed", False):
-                await write_quietly(client, codec.stream_encoder(req, route.display_model).error(err))
+                await write_quietly(client, entry.stream_encoder(req, route.display_model).error(err))
         finally:
             self.keepalive.streams.discard(client)
         return client.response
 
     async def _pump(self, client: ClientStream, provider: ProviderConfig, adapter,
-                    prepared: Request, route: Route, codec: EntryCodec, outcome: Outcome,
+                    prepared: Request, route: Route, proto: Protocol, outcome: Outcome,
                     started: float, loop) -> None:
         resp = await self.transport.post(
-            provider, adapter.url, adapter.headers(prepared), adapter.encode_request(prepared),
+            provider, adapter.endpoint(prepared), adapter.headers(prepared),
+            adapter.encode_request(prepared),
             timeout=self._stream_timeouts[provider.name],
             headers_deadline=self._headers_deadlines[provider.name])
         if resp.status != 200:
@@ -214,10 +208,10 @@ class Relay:
             breaker.success()  # the provider answered; a long stream must not hold the probe
         out = StreamOutput(client, outcome, started, loop)
         decoder = adapter.stream_decoder(prepared)
-        if prepared.native_protocol == adapter.protocol == codec.name:
+        if prepared.native_protocol == adapter.protocol == proto.name:
             out.passthrough(prepared.model, route.display_model)
         else:
-            out.encoder = codec.stream_encoder(prepared, route.display_model)
+            out.encoder = proto.entry.stream_encoder(prepared, route.display_model)
         content = resp.content
         try:
             # readany() directly, not `async for … in iter_any()`: one coroutine and one
@@ -255,10 +249,6 @@ async def upstream_error(provider: ProviderConfig, adapter, resp,
         err.message = err.message.replace(provider.api_key, "***")
         err.args = (err.message,)
     return err
-
-
-def _created(codec: EntryCodec, created: int) -> dict:
-    return {"created": created} if codec.name == "openai" else {}
 
 
 def _mark(err: GatewayError, client: ClientStream) -> GatewayError:

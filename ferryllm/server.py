@@ -12,48 +12,30 @@ import signal
 import sys
 import time
 import uuid
+from dataclasses import replace
 from typing import Any, Callable
 
 import orjson
 from aiohttp import web
 
-from . import __version__
+from . import __version__, protocols
 from .accesslog import AccessLog, config_secrets, setup_logging
-from .adapters.anthropic import AnthropicAdapter
-from .adapters.openai import OpenAIAdapter
 from .auth import ClientAuth
 from .config import Config
-from .entry import anthropic as anthropic_entry
-from .entry import openai as openai_entry
-from .entry.anthropic_sse import StreamEncoder as AnthropicStreamEncoder
-from .entry.openai_sse import StreamEncoder as OpenAIStreamEncoder
 from .errors import GatewayError, InvalidRequest, NotFound, RequestTooLarge
 from .limits import Admission, Backoff, Breakers
 from .loop import event_loop_factory, tune_gc
 from .metrics import Metrics
 from .downstream import SSE_HEADERS, KeepAlive
-from .relay import (EntryCodec, Outcome, Relay, access_record, internal_error,
-                    upstream_error)
+from .protocols import CHAT, COUNT_TOKENS, MODELS, EntryRoute, Protocol
+from .relay import Outcome, Relay, access_record, internal_error, upstream_error
 from .router import Router
 from .tokens import count_tokens
 from .transport import Transport, read_limited
 
 log = logging.getLogger("ferryllm.server")
 
-ADAPTERS = {"openai": OpenAIAdapter, "anthropic": AnthropicAdapter}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-ANTHROPIC = EntryCodec(
-    name="anthropic", encode_response=anthropic_entry.encode_response,
-    error_body=anthropic_entry.error_body,
-    stream_encoder=lambda req, model: AnthropicStreamEncoder(model),
-    ping=AnthropicStreamEncoder.PING)
-OPENAI = EntryCodec(
-    name="openai", encode_response=openai_entry.encode_response,
-    error_body=openai_entry.error_body,
-    stream_encoder=lambda req, model: OpenAIStreamEncoder(
-        model, req.include_usage, created=int(time.time())),
-    ping=OpenAIStreamEncoder.PING)
 
 
 class Gateway:
@@ -62,9 +44,10 @@ class Gateway:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.router = Router(config)
-        self.adapters = {p.name: ADAPTERS[p.type](p) for p in config.providers}
+        self.adapters = {p.name: protocols.get(p.type).adapter(p) for p in config.providers}
         self.transport = Transport(config.providers)
-        self.metrics = Metrics(provider_names=[p.name for p in config.providers])
+        self.metrics = Metrics(provider_names=[p.name for p in config.providers],
+                               entries=[p.name for p in protocols.entries()])
         self.breakers = Breakers(config, on_change=self.metrics.circuit)
         self.auth = ClientAuth(config.auth)
         self.admission = Admission(config.server, config.auth)
@@ -75,10 +58,14 @@ class Gateway:
                            self.metrics, self.keepalive)
         self.body_limit = int(config.server.body_limit_mb * 1024 * 1024)
 
-    def admit(self, headers):
+    def admit(self, request: web.Request, proto: Protocol):
         """Auth, then rate limits and concurrency permits: a `Ticket` to release when the
-        response or the whole stream has ended."""
-        key = self.auth.authenticate(headers) if self.auth.enabled else None
+        response or the whole stream has ended. Keys are looked for where the entry's protocol
+        puts them too (`Entry.client_keys`)."""
+        key = None
+        if self.auth.enabled:
+            extra = proto.entry.client_keys
+            key = self.auth.authenticate(request.headers, extra(request) if extra else ())
         return self.admission.admit(key, time.monotonic())
 
 
@@ -106,11 +93,11 @@ def _request_id(request: web.Request) -> str:
     return f"{_ID_PREFIX}{next(_ids):x}"
 
 
-def _error_response(codec: EntryCodec, err: GatewayError, request_id: str) -> web.Response:
+def _error_response(proto: Protocol, err: GatewayError, request_id: str) -> web.Response:
     headers = {"request-id": request_id, "x-request-id": request_id}
     if err.retry_after is not None:
         headers["retry-after"] = str(max(0, math.ceil(err.retry_after)))
-    return web.Response(status=err.status, body=codec.error_body(err),
+    return web.Response(status=err.status, body=proto.entry.error_body(err),
                         content_type="application/json", headers=headers)
 
 
@@ -143,26 +130,27 @@ async def _read_json(request: web.Request, limit: int, timeout: float) -> dict:
     return body
 
 
-async def _chat(request: web.Request, codec: EntryCodec, decode) -> web.StreamResponse:
+async def _chat(request: web.Request, proto: Protocol, decode) -> web.StreamResponse:
     gw = request.app[GATEWAY]
     loop = asyncio.get_running_loop()
     started = loop.time()
     request_id = _request_id(request)
     outcome = Outcome()
     display_model, stream, status = "", False, 500
-    gw.metrics.request_started(codec.name)
+    gw.metrics.request_started(proto.name)
     ticket = None
     try:
-        ticket = gw.admit(request.headers)
+        ticket = gw.admit(request, proto)
         body = await _read_json(request, gw.body_limit, gw.config.server.request_timeout_secs)
-        req = decode(body, request.headers)
+        req = decode(body, request)
         display_model, stream = req.model, req.stream
         route = gw.router.resolve(req.model)
         if stream:
-            headers = {**SSE_HEADERS, "request-id": request_id, "x-request-id": request_id}
-            resp = await gw.relay.stream(request, req, route, codec, outcome, headers, started)
+            headers = {**SSE_HEADERS, "content-type": proto.entry.stream_content_type,
+                       "request-id": request_id, "x-request-id": request_id}
+            resp = await gw.relay.stream(request, req, route, proto, outcome, headers, started)
         else:
-            out = await gw.relay.json(req, route, codec, outcome, int(time.time()))
+            out = await gw.relay.json(req, route, proto, outcome)
             resp = web.Response(body=out, content_type="application/json",
                                 headers={"request-id": request_id, "x-request-id": request_id})
         status = 499 if outcome.error_kind == "client_disconnected" else resp.status
@@ -176,68 +164,79 @@ async def _chat(request: web.Request, codec: EntryCodec, decode) -> web.StreamRe
         status = err.status
         if err.status >= 500:
             log.warning("request %s failed: %s", request_id, err.message)
-        return _error_response(codec, err, request_id)
+        return _error_response(proto, err, request_id)
     finally:
         if ticket is not None:
             ticket.release()
         duration = loop.time() - started
-        gw.metrics.request_finished(codec.name, outcome.provider, status, duration, outcome.ttft)
+        gw.metrics.request_finished(proto.name, outcome.provider, status, duration, outcome.ttft)
         if outcome.usage is not None and outcome.provider:
             gw.metrics.tokens(outcome.provider, outcome.usage)
         if gw.access.enabled():
-            gw.access.write(access_record(request_id, codec.name, display_model, stream, status,
+            gw.access.write(access_record(request_id, proto.name, display_model, stream, status,
                                           outcome, duration))
 
 
-async def messages(request: web.Request) -> web.StreamResponse:
-    return await _chat(request, ANTHROPIC, anthropic_entry.decode_request)
-
-
-async def chat_completions(request: web.Request) -> web.StreamResponse:
-    return await _chat(request, OPENAI, openai_entry.decode_request)
-
-
-async def messages_count_tokens(request: web.Request) -> web.Response:
+async def _count_tokens(request: web.Request, proto: Protocol, decode) -> web.Response:
+    """Forwarded to the route's provider when its adapter counts tokens (`count_tokens`), else
+    a local estimate; never a generation."""
     gw = request.app[GATEWAY]
     request_id = _request_id(request)
     ticket = None
     try:
-        ticket = gw.admit(request.headers)
+        ticket = gw.admit(request, proto)
         body = await _read_json(request, gw.body_limit, gw.config.server.request_timeout_secs)
-        req = anthropic_entry.decode_count_tokens(body, request.headers)
+        req = decode(body, request)
         route = gw.router.resolve(req.model)
         adapter = gw.adapters[route.provider.name]
-        if adapter.protocol == "anthropic":
-            forwarded = dict(body, model=route.backend_model)
-            headers = adapter.headers(req)
-            resp = await gw.transport.post(route.provider, adapter.count_tokens_url, headers,
-                                           orjson.dumps(forwarded),
-                                           timeout=gw.relay._json_timeouts[route.provider.name])
+        count = getattr(adapter, "count_tokens", None)
+        if count is None:
+            out = proto.entry.encode_count_tokens(count_tokens(req))
+        else:
+            prepared = replace(req, model=route.backend_model)
+            url, upstream_body = count(prepared)
+            resp = await gw.transport.post(route.provider, url, adapter.headers(prepared),
+                                           upstream_body,
+                                           timeout=gw.relay.json_timeout(route.provider))
             if resp.status != 200:
                 raise await upstream_error(route.provider, adapter, resp)
             raw = await read_limited(resp, gw.body_limit)
-            return web.Response(body=raw, content_type="application/json",
-                                headers={"request-id": request_id})
-        return web.Response(body=orjson.dumps({"input_tokens": count_tokens(req)}),
-                            content_type="application/json", headers={"request-id": request_id})
-    except GatewayError as err:
-        return _error_response(ANTHROPIC, err, request_id)
+            if adapter.protocol == proto.name:  # the provider's answer is the client's
+                return web.Response(body=raw, content_type="application/json",
+                                    headers={"request-id": request_id})
+            out = proto.entry.encode_count_tokens(adapter.decode_count_tokens(raw))
+        return web.Response(body=orjson.dumps(out), content_type="application/json",
+                            headers={"request-id": request_id})
+    except Exception as exc:  # noqa: BLE001 - every failure ends as a protocol-shaped error
+        err = exc if isinstance(exc, GatewayError) else internal_error(exc)
+        return _error_response(proto, err, request_id)
     finally:
         if ticket is not None:
             ticket.release()
 
 
-async def models(request: web.Request) -> web.Response:
+async def _models(request: web.Request, proto: Protocol) -> web.Response:
     gw = request.app[GATEWAY]
-    data = []
-    for pattern, match_type, provider, backend in gw.router.models():
-        data.append({"id": pattern, "object": "model", "type": "model", "created": 0,
-                     "created_at": "1970-01-01T00:00:00Z", "display_name": pattern,
-                     "owned_by": provider, "match_type": match_type, "backend_model": backend})
-    return web.json_response({"object": "list", "data": data, "has_more": False,
-                              "first_id": data[0]["id"] if data else None,
-                              "last_id": data[-1]["id"] if data else None},
-                             dumps=lambda o: orjson.dumps(o).decode())
+    rows = [{"id": pattern, "owned_by": provider, "match_type": match_type,
+             "backend_model": backend}
+            for pattern, match_type, provider, backend in gw.router.models()]
+    return web.Response(body=orjson.dumps(proto.entry.encode_models(rows)),
+                        content_type="application/json")
+
+
+_HANDLERS = {CHAT: _chat, COUNT_TOKENS: _count_tokens}
+
+
+def _handler(proto: Protocol, route: EntryRoute):
+    if route.kind == MODELS:
+        async def models(request: web.Request) -> web.Response:
+            return await _models(request, proto)
+        return models
+    run, decode = _HANDLERS[route.kind], route.decode
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await run(request, proto, decode)
+    return handler
 
 
 async def health(request: web.Request) -> web.Response:
@@ -265,8 +264,7 @@ async def root(request: web.Request) -> web.Response:
 
 
 def _not_found(request: web.Request) -> web.Response:
-    codec = ANTHROPIC if request.path.startswith("/v1/messages") else OPENAI
-    return _error_response(codec, NotFound(f"no route for {request.method} {request.path[:200]}"),
+    return _error_response(protocols.entry_for_path(request.path), NotFound(f"no route for {request.method} {request.path[:200]}"),
                            _request_id(request))
 
 
@@ -282,10 +280,9 @@ async def no_route(request: web.Request) -> web.Response:
             allowed |= (await resource.resolve(request))[1]
     if not allowed:
         return _not_found(request)
-    codec = ANTHROPIC if request.path.startswith("/v1/messages") else OPENAI
     err = GatewayError(f"method {request.method} not allowed on {request.path[:200]}", status=405)
     err.kind = "invalid_request_error"
-    return _error_response(codec, err, _request_id(request))
+    return _error_response(protocols.entry_for_path(request.path), err, _request_id(request))
 
 
 def build_app(config: Config) -> web.Application:
@@ -293,10 +290,9 @@ def build_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=gw.body_limit)
     app[GATEWAY] = gw
     r = app.router
-    r.add_post("/v1/messages", messages)
-    r.add_post("/v1/messages/count_tokens", messages_count_tokens)
-    r.add_post("/v1/chat/completions", chat_completions)
-    r.add_get("/v1/models", models)
+    for proto in protocols.entries():
+        for route in proto.entry.routes:
+            r.add_route(route.method, route.path, _handler(proto, route))
     r.add_get("/health", health)
     r.add_get("/healthz", health)
     r.add_get("/readyz", readyz)

@@ -1,4 +1,4 @@
-"""Server-sent events: a sans-IO incremental parser (bytes in → events out) and constant frames.
+"""Server-sent events: a sans-IO incremental parser (bytes in → events out).
 
 The parser works on bytes and never decodes per network read: lines are split with
 `bytes.splitlines()` (which breaks only at \\r, \\n and \\r\\n), so a multi-byte UTF-8 character
@@ -13,10 +13,8 @@ from .errors import UpstreamProtocolError
 MAX_LINE = 32 * 1024 * 1024  # one unfinished line (a huge tool-call argument fits)
 MAX_EVENT = 64 * 1024 * 1024  # one event's data lines together
 
-# Constant frames, encoded once.
-ANTHROPIC_PING = b'event: ping\ndata: {"type":"ping"}\n\n'
-OPENAI_KEEPALIVE = b": keep-alive\n\n"
-OPENAI_DONE = b"data: [DONE]\n\n"
+# A comment frame: every SSE client ignores it (keep-alive for protocols without a ping event).
+COMMENT_KEEPALIVE = b": keep-alive\n\n"
 
 
 class SSEEvent(NamedTuple):

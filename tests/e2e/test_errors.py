@@ -131,7 +131,7 @@ async def test_health_and_head_root(base):
 
 
 async def test_a_bug_is_a_protocol_shaped_500(gateway, provider, monkeypatch, caplog):
-    from ferryllm.adapters.openai import OpenAIAdapter
+    from ferryllm.protocols.openai.adapter import OpenAIAdapter
 
     def broken(self, body, req):
         raise KeyError("choices")

@@ -9,11 +9,11 @@ import orjson
 import pytest
 
 from ferryllm import __version__, ir
-from ferryllm.adapters.anthropic import (
+from ferryllm.protocols.anthropic.adapter import (
     DEFAULT_MAX_TOKENS, EFFORT_BUDGETS, AnthropicAdapter)
-from ferryllm.adapters.anthropic_sse import StreamDecoder
+from ferryllm.protocols.anthropic.adapter_stream import StreamDecoder
 from ferryllm.config import ProviderConfig
-from ferryllm.entry.anthropic import decode_request
+from ferryllm.protocols.anthropic.entry import decode_request
 from ferryllm.errors import UpstreamError, UpstreamProtocolError
 
 CLAUDE_CODE = Path(__file__).resolve().parents[1] / "fixtures" / "anthropic" / "claude_code_request.json"

@@ -5,10 +5,10 @@ import orjson
 import pytest
 
 from ferryllm import __version__, ir
-from ferryllm.adapters.openai import IMAGE_MOVED, OpenAIAdapter, effort_for
-from ferryllm.adapters.openai_sse import StreamDecoder
+from ferryllm.protocols.openai.adapter import IMAGE_MOVED, OpenAIAdapter, effort_for
+from ferryllm.protocols.openai.adapter_stream import StreamDecoder
 from ferryllm.config import ProviderConfig
-from ferryllm.entry.openai import decode_request
+from ferryllm.protocols.openai.entry import decode_request
 from ferryllm.errors import UpstreamError, UpstreamProtocolError
 from ferryllm.toolnames import ToolNames, shorten
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ferryllm import ir
-from ferryllm.adapters.anthropic_sse import StreamDecoder
+from ferryllm.protocols.anthropic.adapter_stream import StreamDecoder
 from ferryllm.errors import GatewayError, UpstreamError, UpstreamProtocolError
 from tests.chunking import chunkings
 

@@ -17,10 +17,11 @@ from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import RawMessageStreamEvent
 
 from ferryllm import ir
-from ferryllm.adapters.anthropic_sse import StreamDecoder
-from ferryllm.entry.anthropic_sse import StreamEncoder
+from ferryllm.protocols.anthropic.adapter_stream import StreamDecoder
+from ferryllm.protocols.anthropic.entry_stream import StreamEncoder
 from ferryllm.errors import Overloaded, UpstreamError
-from ferryllm.sse import ANTHROPIC_PING, SSEParser
+from ferryllm.protocols.anthropic.entry_stream import PING as ANTHROPIC_PING
+from ferryllm.sse import SSEParser
 
 try:  # the installed anthropic SDK is built on httpx2; older ones on httpx
     import httpx2 as httpx

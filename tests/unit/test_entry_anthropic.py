@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from ferryllm import ir
-from ferryllm.entry.anthropic import (
+from ferryllm.protocols.anthropic.entry import (
     decode_count_tokens, decode_request, encode_response, error_body)
 from ferryllm.errors import InvalidRequest, ModelNotFound, RateLimited, UpstreamError
 

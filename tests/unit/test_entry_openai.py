@@ -8,7 +8,7 @@ import pytest
 from openai.types.chat import ChatCompletion
 
 from ferryllm import ir
-from ferryllm.entry.openai import decode_request, encode_response, error_body
+from ferryllm.protocols.openai.entry import decode_request, encode_response, error_body
 from ferryllm.errors import (AuthenticationError, GatewayError, InvalidRequest, ModelNotFound,
                              NotFound, Overloaded, RateLimited, RequestTooLarge, UpstreamError,
                              UpstreamProtocolError, from_upstream)

@@ -11,6 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from ferryllm.ir import Usage
 from ferryllm.metrics import ERROR_KINDS, Metrics
 
+ENTRIES = ("anthropic", "openai")
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -29,7 +31,7 @@ def value(body: bytes, name: str, **labels) -> float:
 @pytest.fixture
 def metrics(monkeypatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    return Metrics(provider_names=["main", "backup"])
+    return Metrics(provider_names=["main", "backup"], entries=ENTRIES)
 
 
 def test_render_contains_every_metric_name(metrics):
@@ -133,7 +135,7 @@ def test_label_values_are_bounded(metrics):
 
 def test_instances_do_not_share_a_registry(monkeypatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    a, b = Metrics(["p"]), Metrics(["p"])
+    a, b = Metrics(["p"], ENTRIES), Metrics(["p"], ENTRIES)
     a.retry("p")
     assert value(a.render()[0], "ferryllm_retries_total", provider="p") == 1
     assert value(b.render()[0], "ferryllm_retries_total", provider="p") == 0
@@ -145,7 +147,7 @@ WORKER = textwrap.dedent("""
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[1]
     from ferryllm.metrics import Metrics
     from ferryllm.ir import Usage
-    m = Metrics(["main"])
+    m = Metrics(["main"], ("anthropic", "openai"))
     n = int(sys.argv[2])
     for _ in range(n):
         m.request_started("openai")

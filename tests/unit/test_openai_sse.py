@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from ferryllm import ir
-from ferryllm.adapters.openai_fields import split_think, usage_from_openai
-from ferryllm.adapters.openai_sse import StreamDecoder
+from ferryllm.protocols.openai.fields import split_think, usage_from_openai
+from ferryllm.protocols.openai.adapter_stream import StreamDecoder
 from ferryllm.errors import GatewayError, UpstreamError, UpstreamProtocolError
 from tests.chunking import chunkings
 

@@ -13,10 +13,11 @@ from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
 from ferryllm import ir
-from ferryllm.adapters.openai_sse import StreamDecoder
-from ferryllm.entry.openai_sse import StreamEncoder
+from ferryllm.protocols.openai.adapter_stream import StreamDecoder
+from ferryllm.protocols.openai.entry_stream import StreamEncoder
 from ferryllm.errors import RateLimited, UpstreamProtocolError
-from ferryllm.sse import OPENAI_DONE, OPENAI_KEEPALIVE, SSEParser
+from ferryllm.protocols.openai.entry_stream import DONE as OPENAI_DONE
+from ferryllm.sse import COMMENT_KEEPALIVE as OPENAI_KEEPALIVE, SSEParser
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "openai"
 USAGE = ir.Usage(input_tokens=10, output_tokens=7, cache_read_input_tokens=90,

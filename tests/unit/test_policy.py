@@ -10,7 +10,7 @@ import pytest
 
 from ferryllm import policy
 from ferryllm.config import Config, PromptCacheConfig, ProviderConfig, ServerConfig
-from ferryllm.entry import anthropic as anthropic_entry
+from ferryllm.protocols.anthropic import entry as anthropic_entry
 from ferryllm.ir import Message, Reasoning, Request, TextBlock, Tool
 from ferryllm.ir import EFFORT_BUDGETS, budget_effort
 from ferryllm.policy import apply, apply_reasoning_policy

@@ -6,9 +6,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from ferryllm.adapters import text_template
-from ferryllm.adapters.openai_sse import StreamDecoder
-from ferryllm.adapters.text_template import TextTemplate
+from ferryllm.protocols.openai import text_template
+from ferryllm.protocols.openai.adapter_stream import StreamDecoder
+from ferryllm.protocols.openai.text_template import TextTemplate
 from tests.unit.test_openai_sse import FIXTURES, NAMES, REQUEST, render
 
 BASE = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
@@ -137,7 +137,7 @@ def test_plain_text_chunks_skip_the_full_parse_in_every_chunking(monkeypatch):
     """The point of the template: of a 20-chunk text stream only the opening chunks, the finish
     and the usage chunk are parsed whole, however the reads fall (each frame whole, a frame split
     across reads, everything in one read)."""
-    from ferryllm.adapters import openai_sse
+    from ferryllm.protocols.openai import adapter_stream as openai_sse
 
     chunks = [chunk({"role": "assistant", "content": ""})]
     chunks += [chunk({"content": f"word {i} "}) for i in range(20)]

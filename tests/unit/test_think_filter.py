@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ferryllm.adapters.think_filter import PLAIN, TEXT, THINKING, ThinkFilter
+from ferryllm.protocols.openai.think_filter import PLAIN, TEXT, THINKING, ThinkFilter
 
 
 def run(deltas: list[str]) -> list[tuple[int, str]]:

@@ -46,11 +46,11 @@ from typing import Any, Sequence
 
 import orjson
 
-from .. import ir
-from ..errors import UpstreamProtocolError
-from ..sse import SSEParser, SSEEvent
-from ..toolnames import ToolNames
-from .openai_fields import load_object, matched_stop, provider_error, stop_reason, usage_from_openai
+from ... import ir
+from ...errors import UpstreamProtocolError
+from ...sse import SSEParser, SSEEvent
+from ...toolnames import ToolNames
+from .fields import load_object, matched_stop, provider_error, stop_reason, usage_from_openai
 from .text_template import TextTemplate
 from .think_filter import PLAIN, TEXT, THINKING, ThinkFilter
 

@@ -22,10 +22,10 @@ import uuid
 
 import orjson
 
-from .. import ir
-from ..errors import GatewayError
-from ..sse import OPENAI_DONE, OPENAI_KEEPALIVE
-from .openai import completion_id, error_body, finish_reason, usage_dict
+from ... import ir
+from ...errors import GatewayError
+from ...sse import COMMENT_KEEPALIVE
+from .entry import completion_id, error_body, finish_reason, usage_dict
 
 _CHOICE = b'"choices":[{"index":0,"delta":'
 _NOT_DONE = b',"logprobs":null,"finish_reason":null}]}\n\n'
@@ -37,8 +37,10 @@ _TOOL_ARGS_MID = b',"function":{"arguments":'
 _TOOL_ARGS_END = b"}}]}" + _NOT_DONE
 
 
+DONE = b"data: [DONE]\n\n"
+
 class StreamEncoder:
-    PING = OPENAI_KEEPALIVE
+    PING = COMMENT_KEEPALIVE
 
     __slots__ = ("display_model", "include_usage", "created", "_id", "_head", "_text",
                  "_reasoning", "_tools", "_args")
@@ -84,7 +86,7 @@ class StreamEncoder:
             elif cls is ir.MessageDelta:
                 add(self._finish(ev))
             elif cls is ir.MessageStop:
-                add(OPENAI_DONE)
+                add(DONE)
             # TextStart, ThinkingStart, SignatureDelta, BlockStop: nothing on the wire
         return b"".join(out)
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import orjson
 
-from .. import ir
-from ..errors import GatewayError, UpstreamProtocolError, from_upstream
-from ..sse import SSEEvent, SSEParser
+from ... import ir
+from ...errors import GatewayError, UpstreamProtocolError, from_upstream
+from ...sse import SSEEvent, SSEParser
 
 STATUS_BY_ERROR_TYPE = {
     "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,

@@ -13,8 +13,8 @@ from typing import Any, Mapping
 
 import orjson
 
-from .. import ir
-from ..errors import GatewayError, InvalidRequest
+from ... import ir
+from ...errors import GatewayError, InvalidRequest
 
 log = logging.getLogger("ferryllm.translate")
 

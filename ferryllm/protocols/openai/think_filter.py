@@ -8,7 +8,7 @@ content plain text for good (`PLAIN`, the state the hot path checks). Whitespace
 """
 from __future__ import annotations
 
-from .openai_fields import CLOSE_TAG, OPEN_TAG
+from .fields import CLOSE_TAG, OPEN_TAG
 
 TEXT, THINKING = 0, 1  # piece kinds (the stream decoder's segment kinds)
 _PROBE, _THINK_LEAD, _THINK, _TEXT_LEAD, PLAIN = range(5)

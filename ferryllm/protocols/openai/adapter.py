@@ -29,14 +29,13 @@ from typing import Any, Mapping
 
 import orjson
 
-from .. import ir
-from . import USER_AGENT
-from ..config import ProviderConfig
-from ..errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
-from ..toolnames import ToolNames, shorten
-from .openai_fields import (load_object, matched_stop, provider_error, split_think, stop_reason,
+from ... import USER_AGENT, ir
+from ...config import ProviderConfig
+from ...errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
+from ...toolnames import ToolNames, shorten
+from .fields import (load_object, matched_stop, provider_error, split_think, stop_reason,
                             usage_from_openai)
-from .openai_sse import StreamDecoder
+from .adapter_stream import StreamDecoder
 
 log = logging.getLogger("ferryllm.translate")
 
@@ -87,6 +86,7 @@ def _user_content(blocks: list) -> str | list:
 
 class OpenAIAdapter:
     protocol = "openai"
+    prompt_cache_key = True  # the policy sets `prompt_cache_key` and cleans tool schemas
 
     def __init__(self, provider: ProviderConfig) -> None:
         self.provider = provider
@@ -99,6 +99,9 @@ class OpenAIAdapter:
         self._json_headers = headers
         self._stream_headers = {**headers, "accept": "text/event-stream"}
 
+    def endpoint(self, req: ir.Request) -> str:
+        return self.url
+
     def headers(self, req: ir.Request) -> dict:
         """The upstream request headers (shared dicts built once: do not mutate)."""
         return self._stream_headers if req.stream else self._json_headers
@@ -110,7 +113,7 @@ class OpenAIAdapter:
         return min(value, cap) if cap else value
 
     def encode_request(self, req: ir.Request) -> bytes:
-        if req.native_protocol == "openai" and req.native is not None:
+        if req.native_protocol == self.protocol and req.native is not None:
             return orjson.dumps(self._pass_through(req))
         return orjson.dumps(self._encode_ir(req))
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import orjson
 
-from .. import ir
-from ..errors import GatewayError
-from ..sse import ANTHROPIC_PING
-from .anthropic import error_body, message_id, usage_dict
+from ... import ir
+from ...errors import GatewayError
+from .entry import error_body, message_id, usage_dict
 
 _BLOCK_START = (b'event: content_block_start\ndata: {"type":"content_block_start","index":')
 _DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
@@ -30,7 +29,8 @@ _DELTA_END = b"}}\n\n"
 _MESSAGE_START = b'event: message_start\ndata: {"type":"message_start","message":{"id":'
 _MESSAGE_MODEL = b',"type":"message","role":"assistant","model":'
 _MESSAGE_USAGE = b',"content":[],"stop_reason":null,"stop_sequence":null,"usage":'
-_MESSAGE_END = b"}}\n\n" + ANTHROPIC_PING
+PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+_MESSAGE_END = b"}}\n\n" + PING
 _MESSAGE_DELTA = (b'event: message_delta\ndata: {"type":"message_delta",'
                   b'"delta":{"stop_reason":')
 _STOP_SEQUENCE = b',"stop_sequence":'
@@ -44,7 +44,7 @@ dumps = orjson.dumps
 
 
 class StreamEncoder:
-    PING = ANTHROPIC_PING
+    PING = PING
     MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
     ERROR = b"event: error\ndata: "
 

@@ -23,15 +23,15 @@ from typing import Any, Mapping
 
 import orjson
 
-from .. import ir
-from . import USER_AGENT
-from ..config import ProviderConfig
-from ..errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
-from .anthropic_sse import StreamDecoder
+from ... import USER_AGENT, ir
+from ...config import ProviderConfig
+from ...errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
+from .adapter_stream import StreamDecoder
 
 log = logging.getLogger("ferryllm.translate")
 
 DEFAULT_VERSION = "2023-06-01"
+COUNT_TOKENS_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; used when the client sent none
 MIN_THINKING_BUDGET = 1024  # Anthropic's minimum budget_tokens
 # Thinking budget for a reasoning effort given without an explicit budget (e.g. an OpenAI
@@ -198,10 +198,13 @@ class AnthropicAdapter:
             h.update(self._extra)
         return h
 
+    def endpoint(self, req: ir.Request) -> str:
+        return self.url
+
     # -- requests
 
     def encode_request(self, req: ir.Request) -> bytes:
-        if req.native_protocol == "anthropic" and req.native is not None:
+        if req.native_protocol == self.protocol and req.native is not None:
             return orjson.dumps(self._passthrough(req))
         return orjson.dumps(self._encode_ir(req))
 
@@ -327,3 +330,27 @@ class AnthropicAdapter:
 
     def stream_decoder(self, req: ir.Request) -> StreamDecoder:
         return StreamDecoder(provider=self.provider.name)
+
+    # -- count tokens
+
+    def count_tokens(self, req: ir.Request) -> tuple[str, bytes]:
+        """`POST /v1/messages/count_tokens`: an Anthropic client's body as it came (model
+        rewritten), else the fields of the encoded request that the endpoint takes."""
+        if req.native_protocol == self.protocol and req.native is not None:
+            body = dict(req.native)
+            body["model"] = req.model
+        else:
+            full = self._encode_ir(req)
+            body = {k: full[k] for k in COUNT_TOKENS_FIELDS if k in full}
+        return self.count_tokens_url, orjson.dumps(body)
+
+    def decode_count_tokens(self, raw: bytes) -> int:
+        try:
+            count = orjson.loads(raw)["input_tokens"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise UpstreamProtocolError(
+                f"provider '{self.provider.name}' returned a malformed token count") from exc
+        if count.__class__ is not int:
+            raise UpstreamProtocolError(
+                f"provider '{self.provider.name}' returned a malformed token count")
+        return count

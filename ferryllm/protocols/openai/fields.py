@@ -8,8 +8,8 @@ from typing import Any, Sequence
 
 import orjson
 
-from .. import ir
-from ..errors import GatewayError, UpstreamProtocolError, from_upstream
+from ... import ir
+from ...errors import GatewayError, UpstreamProtocolError, from_upstream
 
 OPEN_TAG, CLOSE_TAG = "<think>", "</think>"
 _ERROR_STATUS = {"rate_limit_exceeded": 429, "rate_limit_error": 429, "insufficient_quota": 429,

@@ -1,1 +1,0 @@
-"""Entries face the client: client JSON/SSE ⇄ IR. They never import adapters."""
