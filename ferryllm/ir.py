@@ -66,13 +66,38 @@ class ToolResultBlock:
 class ThinkingBlock:
     """Model reasoning. `signature` is None/"" when the reasoning came from a provider that does not
     sign it (an OpenAI-compatible backend); such a block must never be sent to an Anthropic
-    provider. `redacted` blocks carry the opaque payload in `data` instead of `thinking`."""
+    provider. `redacted` blocks carry the opaque payload in `data` instead of `thinking`.
+    A signature is only ever sent back to the kind of provider that made it: see
+    `tag_signature`."""
 
     thinking: str = ""
     signature: str | None = None
     redacted: bool = False
     data: str | None = None
     type: Literal["thinking"] = "thinking"
+
+
+# Signatures (thinking signatures, Gemini thought signatures, Responses encrypted reasoning) are
+# opaque and only valid for the kind of provider that made them. Anthropic's travel as they are
+# (Claude Code keeps them byte for byte; pass-through relays them untouched); every other
+# protocol's adapter tags its own as "<protocol>:<raw>" before they enter the IR, and an adapter
+# sends back only the signatures it can claim (`own_signature`), dropping the rest. Raw Anthropic
+# signatures are base64 and never contain ":".
+
+
+def tag_signature(protocol: str, raw: str) -> str:
+    return f"{protocol}:{raw}"
+
+
+def own_signature(protocol: str | None, signature: str | None) -> str | None:
+    """The raw signature if `signature` was made by `protocol`'s kind of provider, else None.
+    `protocol=None` claims the untagged (Anthropic) form."""
+    if not signature:
+        return None
+    head, sep, raw = signature.partition(":")
+    if protocol is None:
+        return None if sep and head.isidentifier() else signature
+    return raw if sep and head == protocol and raw else None
 
 
 Block = Union[TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock, ThinkingBlock]

@@ -453,3 +453,28 @@ def test_mid_conversation_system_instruction_joins_the_user_turn():
     body = orjson.loads(adapter.encode_request(req))
     assert body["messages"] == [{"role": "user", "content": [
         {"type": "text", "text": "hi"}, {"type": "text", "text": "# Environment"}]}]
+
+
+def test_signatures_of_another_provider_kind_never_reach_anthropic():
+    """A thinking block signed by another kind of provider (tagged "<protocol>:…", ir.own_signature)
+    is dropped like an unsigned one, in pass-through bodies and in bodies built from the IR."""
+    body = {"model": "m", "max_tokens": 100, "messages": [
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "t", "signature": "gemini:c2ln"},
+            {"type": "thinking", "thinking": "mine", "signature": "EqQBCkYIBRgC+/="},
+            {"type": "text", "text": "a"}]},
+        {"role": "user", "content": "q2"}]}
+    out = encode(native_request(body))
+    assert out["messages"][1]["content"] == [
+        {"type": "thinking", "thinking": "mine", "signature": "EqQBCkYIBRgC+/="},
+        {"type": "text", "text": "a"}]
+    req = ir.Request(model="m", max_tokens=100, messages=[
+        user(ir.TextBlock("q")),
+        assistant(ir.ThinkingBlock(thinking="x", signature=ir.tag_signature("gemini", "c2ln")),
+                  ir.ThinkingBlock(thinking="y", signature="EqQB"), ir.TextBlock("a"))])
+    assert encode(req)["messages"][1]["content"] == [
+        {"type": "thinking", "thinking": "y", "signature": "EqQB"}, {"type": "text", "text": "a"}]
+    assert ir.own_signature("gemini", "gemini:c2ln") == "c2ln"
+    assert ir.own_signature("gemini", "EqQB") is None
+    assert ir.own_signature(None, "openai_responses:abc") is None

@@ -48,8 +48,12 @@ def _cap(max_tokens: int, provider: ProviderConfig) -> int:
 
 
 def _unsigned_thinking(block: Any) -> bool:
-    return (isinstance(block, dict) and block.get("type") == "thinking"
-            and not block.get("signature"))
+    """A thinking block Anthropic would reject: no signature, or another provider kind's
+    (`ir.own_signature`)."""
+    if not (isinstance(block, dict) and block.get("type") == "thinking"):
+        return False
+    signature = block.get("signature")
+    return not (isinstance(signature, str) and ir.own_signature(None, signature))
 
 
 def _as_blocks(content: Any) -> list:
@@ -125,9 +129,10 @@ def _block(block: ir.Block) -> dict | None:
         case ir.ThinkingBlock(redacted=True, data=data):
             return {"type": "redacted_thinking", "data": data} if data else None
         case ir.ThinkingBlock(thinking=thinking, signature=signature):
+            signature = ir.own_signature(None, signature)
             if signature:
                 return {"type": "thinking", "thinking": thinking, "signature": signature}
-            log.debug("dropped an unsigned thinking block")
+            log.debug("dropped a thinking block without an Anthropic signature")
             return None
     return None
 
