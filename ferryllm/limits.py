@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Sequence
+from typing import Any, Callable, Protocol
 
 from .errors import RateLimited
 
@@ -412,3 +413,39 @@ class Breakers:
     def available(self, now: float) -> bool:
         """At least one provider's circuit is not open (`/readyz`)."""
         return any(not b.is_open(now) for b in self._all.values())
+
+
+# ---------------------------------------------------------------- key cooldowns
+
+
+class CooldownStore(Protocol):
+    """Where the cooldowns of a provider's pool keys live (`[[providers]] keys`). A key is named by
+    its label (its configured `name`, else its position "0", "1", …), never by its value, so a
+    store may put `provider` and `label` in a shared key. `now` is the caller's monotonic clock;
+    a shared store may use its own clock instead. Both calls are one round trip at most."""
+
+    async def remaining(self, provider: str, labels: Sequence[str], now: float) -> list[float]:
+        """Seconds each key of `labels` still cools, in order (0.0: ready)."""
+        ...
+
+    async def cool(self, provider: str, label: str, seconds: float, now: float) -> float:
+        """Cool a key for at least `seconds`, never shortening a longer cooldown already set;
+        returns the seconds it now cools."""
+        ...
+
+
+class LocalCooldowns:
+    """A `CooldownStore` in this process (no `[shared_state]`): a cooldown's end per key."""
+
+    def __init__(self) -> None:
+        self._until: dict[tuple[str, str], float] = {}
+
+    async def remaining(self, provider: str, labels: Sequence[str], now: float) -> list[float]:
+        until = self._until
+        return [max(0.0, until.get((provider, label), 0.0) - now) for label in labels]
+
+    async def cool(self, provider: str, label: str, seconds: float, now: float) -> float:
+        key = (provider, label)
+        end = max(self._until.get(key, 0.0), now + seconds)
+        self._until[key] = end
+        return end - now

@@ -382,3 +382,19 @@ def test_breakers_disabled_by_config():
 def test_admission_accepts_duck_typed_config():
     server = SimpleNamespace(max_concurrent_requests=None, rate_limit_per_minute=None)
     Admission(server).admit("k", 0.0).release()
+
+
+# ---------------------------------------------------------------- key cooldowns
+
+
+async def test_local_cooldowns_never_shorten_and_expire_with_the_clock():
+    from ferryllm.limits import LocalCooldowns
+    store = LocalCooldowns()
+    assert await store.remaining("p", ["0", "1"], 100.0) == [0.0, 0.0]
+    assert await store.cool("p", "0", 30.0, 100.0) == pytest.approx(30.0)
+    assert await store.cool("p", "0", 5.0, 110.0) == pytest.approx(20.0)  # the longer one stays
+    assert await store.cool("p", "1", 5.0, 110.0) == pytest.approx(5.0)
+    assert await store.remaining("p", ["0", "1"], 112.0) == [pytest.approx(18.0),
+                                                            pytest.approx(3.0)]
+    assert await store.remaining("other", ["0"], 112.0) == [0.0]  # per provider
+    assert await store.remaining("p", ["0", "1"], 131.0) == [0.0, 0.0]
