@@ -117,9 +117,15 @@ class Message:
 
 @dataclass(slots=True)
 class Tool:
+    """`freeform` marks a tool that takes raw text instead of JSON arguments (an OpenAI Responses
+    `custom` tool, e.g. Codex's `apply_patch`); it holds the tool's `format` (`{"type": "text"}`
+    or a grammar). Such a tool still has an `input_schema` of one string property `input`, so an
+    adapter whose provider lacks freeform tools sends it as an ordinary function."""
+
     name: str
     description: str | None
     input_schema: dict[str, Any]
+    freeform: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -205,6 +211,12 @@ class Request:
     # set by `policy` for OpenAI-compatible providers: a stable digest of (provider, backend
     # model, tools, system) that the adapter sends as `prompt_cache_key`
     prompt_cache_key: str | None = None
+    # structured output: {"type": "json_schema", "name", "schema", "strict"} or
+    # {"type": "json_object"}; adapters send it where their provider has structured output
+    response_format: dict[str, Any] | None = None
+    # what the entry that decoded this request needs to encode its answers (e.g. which tools
+    # were freeform or namespaced); opaque to everything else, never sent upstream
+    entry_context: Any = None
 
 
 @dataclass(slots=True)

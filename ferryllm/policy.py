@@ -145,7 +145,7 @@ def _tools(tools: list[Tool]) -> tuple[list[Tool] | None, bytes]:
     fingerprint = orjson.dumps([(t.name, t.description, t.input_schema) for t in tools])
     hit = _tools_memo.get(fingerprint)
     if hit is None:
-        cleaned = [Tool(t.name, t.description, clean_schema(t.input_schema)) for t in tools]
+        cleaned = [replace(t, input_schema=clean_schema(t.input_schema)) for t in tools]
         changed = any(c.input_schema is not t.input_schema for c, t in zip(cleaned, tools))
         hit = (cleaned if changed else None), hashlib.sha256(fingerprint).digest()
         if len(_tools_memo) >= _MEMO_MAX:

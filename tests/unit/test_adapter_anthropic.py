@@ -478,3 +478,15 @@ def test_signatures_of_another_provider_kind_never_reach_anthropic():
     assert ir.own_signature("gemini", "gemini:c2ln") == "c2ln"
     assert ir.own_signature("gemini", "EqQB") is None
     assert ir.own_signature(None, "openai_responses:abc") is None
+
+
+def test_no_max_tokens_gets_the_cap_or_the_model_maximum():
+    """A client that sets no limit (Codex never does) is not cut at a small default."""
+    assert encode(simple(), max_tokens_cap=20000)["max_tokens"] == 20000
+    req = ir.Request(model="claude-sonnet-4-5-20250929", messages=[user(ir.TextBlock("hi"))])
+    assert encode(req)["max_tokens"] == 64000
+    req.model = "claude-opus-4-1"
+    assert encode(req)["max_tokens"] == 32000
+    req.reasoning = ir.Reasoning(effort="high")
+    out = encode(req)
+    assert out["max_tokens"] == 32000 and out["thinking"]["budget_tokens"] == 16384

@@ -404,3 +404,13 @@ def test_send_reasoning_effort_false_never_sends_it():
     native = decode_request({"model": "m", "reasoning_effort": "low",
                              "messages": [{"role": "user", "content": "x"}]}, {})
     assert "reasoning_effort" not in orjson.loads(adapter.encode_request(native))
+
+
+def test_structured_output_as_response_format() -> None:
+    fmt = {"type": "json_schema", "name": "answer", "strict": True,
+           "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}
+    out = encode(request([user(ir.TextBlock("x"))], response_format=fmt))
+    assert out["response_format"] == {"type": "json_schema", "json_schema": {
+        "name": "answer", "schema": fmt["schema"], "strict": True}}
+    out = encode(request([user(ir.TextBlock("x"))], response_format={"type": "json_object"}))
+    assert out["response_format"] == {"type": "json_object"}

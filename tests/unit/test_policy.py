@@ -263,3 +263,10 @@ def test_budget_effort_table(budget, effort):
 def test_effort_budget_round_trip():
     for effort, budget in EFFORT_BUDGETS.items():
         assert budget_effort(budget) == effort
+
+
+def test_cleaned_tools_keep_freeform():
+    tools = [Tool("apply_patch", "p", {"$schema": "x", "type": "object", "properties": {
+        "input": {"type": "string"}}}, freeform={"type": "text"})]
+    out = apply(Request(model="m", messages=[], tools=tools), config(), OPENAI).tools
+    assert "$schema" not in out[0].input_schema and out[0].freeform == {"type": "text"}

@@ -10,10 +10,11 @@ Two ways to build the upstream body:
 - encoded from the IR otherwise (an OpenAI client): see `_encode_ir`.
 
 Reasoning from the IR becomes `thinking: {type: enabled, budget_tokens}`: an explicit budget is
-used as given, an effort without a budget maps through `EFFORT_BUDGETS`. Anthropic requires
-1024 ≤ budget < max_tokens: when the client set no `max_tokens`, it becomes budget +
-`DEFAULT_MAX_TOKENS` (capped); when it did, the budget shrinks to fit, and thinking is left off
-when `max_tokens` ≤ 1024. With thinking on, `temperature` (unless 1), `top_k` and a `top_p`
+used as given, an effort without a budget maps through `EFFORT_BUDGETS`. A request without
+`max_tokens` gets the provider's `max_tokens_cap`, else the model's maximum (`MODEL_MAX_TOKENS`),
+else (a model of unknown maximum) `DEFAULT_MAX_TOKENS`, grown by the thinking budget. Anthropic
+requires 1024 ≤ budget < max_tokens: the budget shrinks to fit, and thinking is left off when
+`max_tokens` ≤ 1024. With thinking on, `temperature` (unless 1), `top_k` and a `top_p`
 below 0.95 are not sent, since Anthropic rejects them together with thinking.
 """
 from __future__ import annotations
@@ -32,11 +33,27 @@ log = logging.getLogger("ferryllm.translate")
 
 DEFAULT_VERSION = "2023-06-01"
 COUNT_TOKENS_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
-DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; used when the client sent none
+DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens: for a model of unknown maximum
+# The output maximum of Claude models (longest prefix wins): what a request without max_tokens
+# gets, unless the provider's `max_tokens_cap` says otherwise. A client that sets no limit (the
+# OpenAI and Responses APIs allow it; Codex never sets one) must not be cut at a small default.
+MODEL_MAX_TOKENS = (
+    ("claude-opus-4-6", 128000), ("claude-opus-4-5", 64000), ("claude-opus-4", 32000),
+    ("claude-sonnet-4", 64000), ("claude-haiku-4", 64000), ("claude-3-7-sonnet", 64000),
+    ("claude-3-5", 8192), ("claude-3-haiku", 4096), ("claude-3-opus", 4096),
+)
 MIN_THINKING_BUDGET = 1024  # Anthropic's minimum budget_tokens
 # Thinking budget for a reasoning effort given without an explicit budget (e.g. an OpenAI
 # client's `reasoning_effort`).
 EFFORT_BUDGETS = ir.EFFORT_BUDGETS
+
+
+def model_max_tokens(model: str) -> int | None:
+    best, best_len = None, 0
+    for prefix, limit in MODEL_MAX_TOKENS:
+        if model.startswith(prefix) and len(prefix) > best_len:
+            best, best_len = limit, len(prefix)
+    return best
 
 
 def _cap(max_tokens: int, provider: ProviderConfig) -> int:
@@ -156,7 +173,7 @@ def _messages(messages: list[ir.Message]) -> list[dict]:
     return out
 
 
-def _thinking(req: ir.Request, max_tokens: int, explicit: bool,
+def _thinking(req: ir.Request, max_tokens: int, grow: bool,
               provider: ProviderConfig) -> tuple[dict | None, int]:
     r = req.reasoning
     if r is None or not r.enabled:
@@ -167,7 +184,7 @@ def _thinking(req: ir.Request, max_tokens: int, explicit: bool,
     if budget is None:
         return ({"type": "adaptive"} if r.adaptive else None), max_tokens
     budget = max(budget, MIN_THINKING_BUDGET)
-    if not explicit:
+    if grow:  # a default limit: room for the budget and the answer
         max_tokens = _cap(budget + DEFAULT_MAX_TOKENS, provider)
     if budget >= max_tokens:
         budget = max_tokens - 1
@@ -238,9 +255,14 @@ class AnthropicAdapter:
 
     def _encode_ir(self, req: ir.Request) -> dict:
         body: dict[str, Any] = {"model": req.model}
-        explicit = req.max_tokens is not None
-        max_tokens = _cap(req.max_tokens if explicit else DEFAULT_MAX_TOKENS, self.provider)
-        thinking, max_tokens = _thinking(req, max_tokens, explicit, self.provider)
+        limit = None if req.max_tokens is not None else (
+            self.provider.max_tokens_cap or model_max_tokens(req.model))
+        if req.max_tokens is not None:
+            max_tokens = _cap(req.max_tokens, self.provider)
+        else:
+            max_tokens = limit or DEFAULT_MAX_TOKENS
+        thinking, max_tokens = _thinking(req, max_tokens, req.max_tokens is None and not limit,
+                                         self.provider)
         body["max_tokens"] = max_tokens
         system = [b.text for b in req.system if b.text]
         if len(system) == 1:

@@ -84,6 +84,16 @@ def _user_content(blocks: list) -> str | list:
     return texts[0] if len(texts) == 1 else "\n\n".join(texts)
 
 
+def _response_format(fmt: dict) -> dict:
+    """IR structured output → Chat Completions `response_format`."""
+    if fmt.get("type") != "json_schema":
+        return {"type": "json_object"}
+    spec = {"name": fmt.get("name") or "response", "schema": fmt.get("schema") or {}}
+    if fmt.get("strict") is not None:
+        spec["strict"] = fmt["strict"]
+    return {"type": "json_schema", "json_schema": spec}
+
+
 class OpenAIAdapter:
     protocol = "openai"
     prompt_cache_key = True  # the policy sets `prompt_cache_key` and cleans tool schemas
@@ -179,6 +189,8 @@ class OpenAIAdapter:
             body["reasoning_effort"] = effort
         if req.prompt_cache_key:
             body["prompt_cache_key"] = req.prompt_cache_key
+        if req.response_format is not None:
+            body["response_format"] = _response_format(req.response_format)
         if req.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
