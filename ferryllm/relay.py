@@ -22,7 +22,7 @@ from . import policy
 from .accesslog import AccessRecord
 from .config import Config, ProviderConfig
 from .downstream import ClientStream, KeepAlive, StreamOutput, write_quietly
-from .errors import GatewayError, ServiceUnavailable, UpstreamProtocolError
+from .errors import GatewayError, InvalidRequest, ServiceUnavailable, UpstreamProtocolError
 from .limits import HALF_OPEN
 from .ir import Request, Usage
 from .protocols import Protocol
@@ -259,7 +259,12 @@ def _mark(err: GatewayError, client: ClientStream) -> GatewayError:
 
 
 def internal_error(exc: BaseException) -> GatewayError:
-    """A bug is logged with its traceback (code, never request data) and answered as a 500."""
+    """A bug is logged with its traceback (code, never request data) and answered as a 500.
+    JSON nested deeper than the encoder takes (orjson dumps 254 levels; the parser took 1024)
+    or than Python recursion reaches is the client's doing: a 400, wherever it was met."""
+    if isinstance(exc, RecursionError) or (isinstance(exc, TypeError)
+                                           and str(exc) == "Recursion limit reached"):
+        return InvalidRequest("a JSON value in the request is nested too deeply")
     log.error("internal error: %s", type(exc).__name__, exc_info=exc)
     return GatewayError("internal gateway error")
 

@@ -252,6 +252,8 @@ def test_ignored_fields_accepted():
      "tools.0.description"),
     (lambda b: b.update(tool_choice={"type": "required"}), "tool_choice.type"),
     (lambda b: b.update(tool_choice={"type": "tool"}), "tool_choice.name"),
+    (lambda b: b.update(tool_choice={"type": []}), "tool_choice.type"),  # unhashable: was a 500
+    (lambda b: b.update(tool_choice={"type": {}}), "tool_choice.type"),
     (lambda b: b.update(tool_choice="auto"), "tool_choice"),
     (lambda b: b.update(stop_sequences="END"), "stop_sequences"),
     (lambda b: b.update(stop_sequences=["a", 1]), "stop_sequences.1"),

@@ -230,7 +230,7 @@ def _tool_choice(raw: Any) -> ir.ToolChoice | None:
     if raw is None:
         return None
     kind = _dict(raw, "tool_choice").get("type")
-    if kind not in _TOOL_CHOICES:
+    if not isinstance(kind, str) or kind not in _TOOL_CHOICES:  # a list is not hashable
         raise _Bad("must be one of auto, any, tool, none", "tool_choice", "type")
     name = _str(raw, "name", "tool_choice", required=kind == "tool")
     disable = raw.get("disable_parallel_tool_use")
