@@ -6,6 +6,7 @@ import pytest
 from ferryllm.config import Config, ProviderConfig, RouteConfig, ServerConfig
 from ferryllm.server import build_app
 from tests.mockprovider import MockProvider
+from tests.processes import serve_fixture
 
 
 def make_config(providers: dict[str, tuple[str, str]], routes: list[dict] | None = None,
@@ -64,3 +65,11 @@ async def sdk():
     yield Factory
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def serve():
+    """`served = await serve(*args, env=None)`: `ferryllm serve` as a real process
+    (tests/processes.py), killed at teardown if still running."""
+    async for start in serve_fixture():
+        yield start

@@ -5,83 +5,17 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 
 import aiohttp
 import pytest
 
 from tests.mockprovider import MockProvider, Reply, sse_frames
+from tests.processes import parent_pid, free_port  # noqa: F401 - the `serve` fixture is in conftest
 from tests.streamsummary import FIXTURES
 
 STREAM_BODY = {"model": "claude-x", "max_tokens": 16, "stream": True,
                "messages": [{"role": "user", "content": "hi"}]}
-
-
-def _ppid(pid: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served:
-    def __init__(self, proc: asyncio.subprocess.Process, base: str) -> None:
-        self.proc, self.base = proc, base
-        self.signalled = False
-
-    def send(self, sig: int = signal.SIGTERM) -> None:
-        self.signalled = True
-        self.proc.send_signal(sig)
-
-    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
-        if self.proc.returncode is None and not self.signalled:
-            self.send(sig)
-        try:
-            return await asyncio.wait_for(self.proc.wait(), timeout)
-        except asyncio.TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-            raise
-
-
-@pytest.fixture
-async def serve():
-    started: list[Served] = []
-
-    async def start(*args: str) -> Served:
-        port = free_port()
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ferryllm", "serve", *args, "--listen", f"127.0.0.1:{port}",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        served = Served(proc, f"http://127.0.0.1:{port}")
-        started.append(served)
-        async with aiohttp.ClientSession() as s:
-            for _ in range(200):  # up to ~10 s for start-up
-                try:
-                    async with s.get(served.base + "/health") as r:
-                        if r.status == 200:
-                            return served
-                except aiohttp.ClientConnectionError:
-                    pass
-                if proc.returncode is not None:
-                    break
-                await asyncio.sleep(0.05)
-        out = await proc.stdout.read() if proc.returncode is not None else b""
-        raise AssertionError(f"ferryllm did not start: {out.decode(errors='replace')}")
-
-    yield start
-    for served in started:
-        if served.proc.returncode is None:
-            served.proc.kill()
-            await served.proc.wait()
 
 
 def frames_with(frames: list[bytes], marker: bytes) -> int:
@@ -157,6 +91,6 @@ async def test_two_workers_share_the_port_and_aggregate_metrics(serve, provider,
         r'ferryllm_requests_total\{entry="anthropic",provider="mock",status_class="2xx"\} (\S+)',
         metrics))
     assert counted == 20
-    children = [p for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == served.proc.pid]
+    children = [p for p in os.listdir("/proc") if p.isdigit() and parent_pid(p) == served.proc.pid]
     assert len(children) == 2
     assert await served.stop() == 0

@@ -1,0 +1,80 @@
+"""`ferryllm serve` as a real process for end-to-end tests: started on a free loopback port,
+ready once `/health` answers, stopped by its PID (the `serve` fixture in conftest)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+
+import aiohttp
+
+
+def parent_pid(pid: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served:
+    def __init__(self, proc: asyncio.subprocess.Process, base: str) -> None:
+        self.proc, self.base = proc, base
+        self.signalled = False
+
+    def send(self, sig: int = signal.SIGTERM) -> None:
+        self.signalled = True
+        self.proc.send_signal(sig)
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc.returncode is None and not self.signalled:
+            self.send(sig)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), timeout)
+        except asyncio.TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            raise
+
+
+async def serve_fixture():
+    """Yields `start(*args, env=None)`; kills what it started afterwards."""
+    started: list[Served] = []
+
+    async def start(*args: str, env: dict[str, str] | None = None) -> Served:
+        port = free_port()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ferryllm", "serve", *args, "--listen", f"127.0.0.1:{port}",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env=None if env is None else {**os.environ, **env})
+        served = Served(proc, f"http://127.0.0.1:{port}")
+        started.append(served)
+        async with aiohttp.ClientSession() as s:
+            for _ in range(200):  # up to ~10 s for start-up
+                try:
+                    async with s.get(served.base + "/health") as r:
+                        if r.status == 200:
+                            return served
+                except aiohttp.ClientConnectionError:
+                    pass
+                if proc.returncode is not None:
+                    break
+                await asyncio.sleep(0.05)
+        out = await proc.stdout.read() if proc.returncode is not None else b""
+        raise AssertionError(f"ferryllm did not start: {out.decode(errors='replace')}")
+
+    yield start
+    for served in started:
+        if served.proc.returncode is None:
+            served.proc.kill()
+            await served.proc.wait()
+
+
