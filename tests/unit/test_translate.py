@@ -124,3 +124,12 @@ def test_unknown_protocols_and_order_of_calls_are_said_plainly():
     t = Translator(client="anthropic", provider="openai")
     with pytest.raises(RuntimeError, match="request"):
         t.stream()
+
+
+def test_provider_error_answer_becomes_the_clients_error_body():
+    t = Translator(client="anthropic", provider="openai")
+    t.request(client_body("anthropic", stream=False))
+    body = orjson.loads(t.error(429, b'{"error":{"message":"slow down","type":"rate_limit"}}',
+                                {"retry-after": "3"}))
+    assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
+    assert "slow down" in body["error"]["message"]
