@@ -1,0 +1,101 @@
+"""The real Codex CLI directly against the Responses mock provider (no ferryllm): proof that the
+mock speaks the Responses API as Codex expects it, and that Codex's requests pass the checks
+the real API makes (every request below must be accepted: a 400 fails the test).
+
+Covers a plain answer, a shell round trip (the result comes back paired by `call_id`), an
+`apply_patch` edit that changes a file on disk, and two parallel calls."""
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from tests.codex_cli import CodexUnavailable, codex_command, run_codex
+from tests.mock_responses import (ResponsesMock, custom_call, function_call, reasoning, text,
+                                  turn)
+
+pytestmark = pytest.mark.codex
+
+PATCH = ("*** Begin Patch\n*** Update File: notes.txt\n@@\n-the ferry leaves at nine\n"
+         "+the ferry leaves at ten\n*** End Patch\n")
+
+
+@pytest.fixture(scope="module")
+def codex() -> list[str]:
+    try:
+        return codex_command()
+    except CodexUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+async def serve(aiohttp_server):
+    async def start(mock: ResponsesMock) -> str:
+        server = await aiohttp_server(mock.app())
+        return f"http://127.0.0.1:{server.port}"
+    return start
+
+
+def outputs(body: dict, kind: str) -> dict[str, str]:
+    return {i["call_id"]: i["output"] for i in body["input"] if i.get("type") == kind}
+
+
+def check_all_accepted(mock: ResponsesMock, count: int) -> list[dict]:
+    rejected = [(s.status, s.body[:300]) for s in mock.seen if s.status != 200]
+    assert not rejected, f"the mock rejected Codex's requests: {rejected}"
+    assert len(mock.seen) == count, [s.path for s in mock.seen]
+    return mock.accepted
+
+
+async def test_plain_answer(codex, serve, tmp_path):
+    mock = ResponsesMock(turn(text("Hello from the ferry mock.")))
+    run = await run_codex(codex, await serve(mock), "Say hello.", tmp_path)
+    assert run.code == 0, run.explain()
+    assert run.last_message.strip() == "Hello from the ferry mock."
+    (body,) = check_all_accepted(mock, 1)
+    assert body["stream"] is True and body["store"] is False
+    tools = {t.get("name"): t["type"] for t in body["tools"]}
+    assert tools["apply_patch"] == "custom" and tools["exec_command"] == "function"
+
+
+async def test_shell_round_trip(codex, serve, tmp_path):
+    call = function_call("exec_command", {"cmd": "echo ferry-$((40+2))"})
+    mock = ResponsesMock(turn(reasoning("Run it."), call),
+                         turn(text("The command printed ferry-42.")))
+    run = await run_codex(codex, await serve(mock), "Run the greeting command.", tmp_path)
+    assert run.code == 0, run.explain()
+    assert "ferry-42" in run.last_message
+    first, second = check_all_accepted(mock, 2)
+    assert "ferry-42" in outputs(second, "function_call_output")[call.call_id]
+    echoed = [i for i in second["input"] if i.get("type") == "reasoning"]
+    assert echoed and echoed[0]["encrypted_content"]  # given back for a stateless API
+    assert first["prompt_cache_key"] == second["prompt_cache_key"]
+
+
+async def test_apply_patch_edits_the_file(codex, serve, tmp_path):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "notes.txt").write_text("the ferry leaves at nine\n")
+    patch = custom_call("apply_patch", PATCH)
+    mock = ResponsesMock(turn(patch), turn(text("Updated notes.txt.")))
+    run = await run_codex(codex, await serve(mock), "Change the time to ten.", tmp_path)
+    assert run.code == 0, run.explain()
+    assert (tmp_path / "work" / "notes.txt").read_text() == "the ferry leaves at ten\n"
+    _, second = check_all_accepted(mock, 2)
+    call = next(i for i in second["input"] if i.get("type") == "custom_tool_call")
+    assert call["input"] == PATCH and call["call_id"] == patch.call_id
+    assert "Success" in outputs(second, "custom_tool_call_output")[patch.call_id]
+
+
+async def test_two_parallel_calls(codex, serve, tmp_path):
+    port = function_call("exec_command", {"cmd": "echo port-side"})
+    starboard = function_call("exec_command", {"cmd": "echo starboard-side"})
+    mock = ResponsesMock(turn(port, starboard), turn(text("Both sides answered.")))
+    run = await run_codex(codex, await serve(mock), "Greet both sides.", tmp_path)
+    assert run.code == 0, run.explain()
+    assert run.last_message.strip() == "Both sides answered."
+    _, second = check_all_accepted(mock, 2)
+    results = outputs(second, "function_call_output")
+    assert "port-side" in results[port.call_id]
+    assert "starboard-side" in results[starboard.call_id]
+    calls = [orjson.loads(i["arguments"])["cmd"] for i in second["input"]
+             if i.get("type") == "function_call"]
+    assert calls == ["echo port-side", "echo starboard-side"]
