@@ -49,6 +49,7 @@ class AccessRecord:
     display_model: str | None = None
     backend_model: str | None = None
     provider: str | None = None
+    key: str | None = None  # the label (name or position) of the pool key that served
     stream: bool = False
     status: int = 0
     ttft_ms: float | None = None
@@ -96,7 +97,7 @@ def format_text(r: AccessRecord) -> str:
     """One f-string, field by field (a generic loop over the record costs ~3x as much)."""
     return (f"request_id={_text(r.request_id)} entry={_text(r.entry)} "
             f"display_model={_text(r.display_model)} backend_model={_text(r.backend_model)} "
-            f"provider={_text(r.provider)} stream={'true' if r.stream else 'false'} "
+            f"provider={_text(r.provider)} key={_text(r.key)} stream={'true' if r.stream else 'false'} "
             f"status={r.status} ttft_ms={_ms(r.ttft_ms)} duration_ms={_ms(r.duration_ms)} "
             f"input_tokens={r.input_tokens} output_tokens={r.output_tokens} "
             f"cache_read_tokens={r.cache_read_tokens} cache_write_tokens={r.cache_write_tokens} "
@@ -260,6 +261,7 @@ def config_secrets(config: Any) -> list[str]:
     for p in config.providers:
         if p.api_key:
             out.append(p.api_key)
+        out.extend(k.api_key for k in getattr(p, "keys", ()))
         for name, value in p.headers:
             if value and any(w in name.lower() for w in ("key", "auth", "token", "secret")):
                 out.append(value)

@@ -14,6 +14,8 @@ from typing import Any
 
 from . import config_values as cv
 from . import protocols
+from .config_pools import KEY_SOURCES, KeyConfig  # noqa: F401 - part of this module's API
+from .config_pools import BALANCES, keys_array, provider_key, provider_keys, route_pool, weights
 from .config_values import normalise_base_url  # noqa: F401 - part of this module's API
 from .ir import EFFORT_ORDER
 
@@ -23,7 +25,6 @@ DEFAULT_CACHE_STRIP_PREFIXES = ("x-anthropic-billing-header:",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 MATCH_TYPES = ("prefix", "exact")
-KEY_SOURCES = ("api_key", "api_key_env", "api_key_file")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,7 @@ class ProviderConfig:
     type: str  # a protocol name with an adapter (`protocols.provider_types()`)
     base_url: str  # normalised: no trailing "/" and no trailing "/v1"
     api_key: str | None = field(default=None, repr=False)  # resolved from api_key/_env/_file
+    keys: tuple[KeyConfig, ...] = ()  # a key pool instead of api_key (then api_key is None)
     headers: tuple[tuple[str, str], ...] = ()
     max_tokens_cap: int | None = None
     max_completion_tokens: bool = False  # send max_completion_tokens instead of max_tokens
@@ -101,10 +103,13 @@ class ProviderConfig:
 @dataclass(frozen=True, slots=True)
 class RouteConfig:
     match: str
-    provider: str
+    provider: str  # with a pool: the pool's first member
     match_type: str = "prefix"  # "prefix" | "exact"; match "*" is the catch-all
     rewrite_model: str | None = None
     fallback_providers: tuple[str, ...] = ()
+    pool: tuple[str, ...] = ()  # several providers instead of `provider`, chosen by `balance`
+    balance: str = "weighted"  # "weighted" | "latency" | "least_busy"
+    weights: tuple[float, ...] = ()  # with balance "weighted": one per pool member (default 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +231,7 @@ _PROVIDER = {
     "api_key": cv.secret,
     "api_key_env": cv.text,
     "api_key_file": cv.text,
+    "keys": keys_array,
     "headers": cv.headers,
     "max_tokens_cap": cv.pos_int,
     "max_completion_tokens": cv.boolean,
@@ -240,6 +246,9 @@ _ROUTE = {
     "provider": cv.text,
     "rewrite_model": cv.text,
     "fallback_providers": cv.strings,
+    "pool": cv.strings,
+    "balance": cv.enum(BALANCES),
+    "weights": weights,
 }
 _SECTIONS = {"server": _SERVER, "logging": _LOGGING, "metrics": _METRICS, "auth": _AUTH,
              "prompt_cache": _PROMPT_CACHE}
@@ -416,43 +425,17 @@ def _providers(c: _Checker, items: list[dict[str, Any] | None] | None
             if name in names:
                 c.problems.append(f"{key}.name: duplicate provider name \"{name}\"")
             names.append(name)
-        api_key = _provider_key(c, key, table, raw)
+        if "keys" in table:
+            pool = provider_keys(c, key, table, raw.pop("keys", ()))
+            api_key = None
+        else:
+            pool = ()
+            api_key = provider_key(c, key, table, raw, " (or keys = [...])")
         if len(c.problems) == before:
             for k in KEY_SOURCES:
                 raw.pop(k, None)
-            out.append(ProviderConfig(**raw, api_key=api_key))
+            out.append(ProviderConfig(**raw, api_key=api_key, keys=pool))
     return out, names
-
-
-def _provider_key(c: _Checker, key: str, table: dict[str, Any], raw: dict[str, Any]) -> str | None:
-    given = [k for k in KEY_SOURCES if k in table]
-    if len(given) != 1:
-        what = (f"{' and '.join(given)} are {'both' if len(given) == 2 else 'all'} set" if given
-                else "no key source is set")
-        c.problems.append(f"{key}: {what}; set exactly one of api_key, api_key_env, api_key_file")
-        return None
-    source = given[0]
-    if source not in raw:  # its own type problem is already reported
-        return None
-    if source == "api_key":
-        return raw["api_key"]
-    path = f"{key}.{source}"
-    if source == "api_key_env":
-        value = c.env(raw[source], path)
-        what = f"environment variable {raw[source]}"
-    else:
-        value = c.read_file(raw[source], path)
-        what = "the file"
-        if value is not None and len(value.strip().splitlines()) > 1:
-            c.problems.append(f"{path}: the file must hold one key on one line")
-            return None
-    if value is None:
-        return None
-    try:
-        return cv.clean_secret(value)
-    except cv.Bad as e:
-        c.problems.append(f"{path}: {what} {'is empty' if not value.strip() else e}")
-        return None
 
 
 def _routes(c: _Checker, items: list[dict[str, Any] | None] | None, names: list[str]
@@ -468,10 +451,10 @@ def _routes(c: _Checker, items: list[dict[str, Any] | None] | None, names: list[
         key = f"routes[{i}]"
         before = len(c.problems)
         raw = c.fields(table, key, _ROUTE)
-        for required in ("match", "provider"):
-            if required not in table:
-                c.problems.append(f"{key}.{required}: required")
-        provider = raw.get("provider")
+        if "match" not in table:
+            c.problems.append(f"{key}.match: required")
+        route_pool(c, key, table, raw, names, configured)
+        provider = raw.get("provider") if "pool" not in table else None
         if provider is not None and provider not in names:
             c.problems.append(f"{key}.provider: unknown provider \"{provider}\" "
                               f"(configured: {configured})")
@@ -482,6 +465,8 @@ def _routes(c: _Checker, items: list[dict[str, Any] | None] | None, names: list[
                 c.problems.append(f"{where}: unknown provider \"{fb}\" (configured: {configured})")
             elif fb == provider:
                 c.problems.append(f"{where}: \"{fb}\" is the route's own provider")
+            elif fb in raw.get("pool", ()):
+                c.problems.append(f"{where}: \"{fb}\" is in the route's pool")
             elif fb in fallbacks[:j]:
                 c.problems.append(f"{where}: \"{fb}\" is listed twice")
         match = raw.get("match")

@@ -11,6 +11,8 @@ class GatewayError(Exception):
     param: str | None = None
     retryable = False  # a relay may try again (or fall back) when nothing reached the client
     committed = False  # raised after content reached the client: only an in-band error is left
+    upstream_status: int | None = None  # the provider's own HTTP status, when it sent one
+    pool_exhausted = False  # no key of the provider's pool was free: the provider was not asked
 
     def __init__(self, message: str, *, status: int | None = None,
                  retry_after: float | None = None, param: str | None = None,

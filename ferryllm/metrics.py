@@ -36,6 +36,7 @@ ERROR_KINDS = ("connect", "timeout", "status_4xx", "status_429", "status_5xx", "
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
 CIRCUIT_STATES = {"closed": 0, "open": 1, "half_open": 2}
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+KEY_EVENTS = ("selected", "cooled", "out")  # a pool key chosen, cooling after a 429, rejected
 NO_PROVIDER, OTHER = "none", "other"
 # the classic text format (what generate_latest writes); every Prometheus version scrapes it
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -93,9 +94,12 @@ def multiprocess_dir() -> str | None:
 
 class Metrics:
     def __init__(self, provider_names: Iterable[str] = (), entries: Iterable[str] = (),
-                 *, multiprocess_mode: bool | None = None) -> None:
-        """`multiprocess_mode` defaults to "is PROMETHEUS_MULTIPROC_DIR set"."""
+                 *, multiprocess_mode: bool | None = None,
+                 key_labels: dict[str, tuple[str, ...]] | None = None) -> None:
+        """`multiprocess_mode` defaults to "is PROMETHEUS_MULTIPROC_DIR set"; `key_labels`:
+        provider name → the labels of its pool keys (from config, never key values)."""
         self.providers = frozenset(provider_names)
+        self.key_labels = {p: frozenset(labels) for p, labels in (key_labels or {}).items()}
         self.entries = frozenset(entries)
         self.multiprocess = bool(multiprocess_dir()) if multiprocess_mode is None \
             else multiprocess_mode
@@ -146,6 +150,10 @@ class Metrics:
                               ("provider",), multiprocess_mode="livemax", registry=r)
         self._tokens = Counter("ferryllm_tokens", "Tokens reported by providers.",
                                ("provider", "type"), registry=r)
+        self._key_events = Counter("ferryllm_key_events",
+                                   "Pool keys chosen, cooled after a 429, taken out after a "
+                                   "401/403; a key is named by its label, never its value.",
+                                   ("provider", "key", "event"), registry=r)
 
         # children of the rarer calls (errors, retries …) by their arguments; the per-request
         # calls keep only their children's value cells (prometheus caches children by labels)
@@ -153,6 +161,7 @@ class Metrics:
         self._c_retries: dict[str, Any] = {}
         self._c_fallbacks: dict[tuple[str, str], Any] = {}
         self._c_circuit: dict[str, Any] = {}
+        self._c_keys: dict[tuple[str, str, str], Any] = {}
         # the hot path's value cells (see `_cell`), by the arguments as given
         self._in_flight_cells: dict[str, Any] = {}
         self._finished_cells: dict[tuple[str, str | None, int], tuple] = {}
@@ -169,6 +178,10 @@ class Metrics:
             self._token_children(provider)
             for kind in ERROR_KINDS:
                 self._error_child(provider, kind)
+        for provider, labels in self.key_labels.items():
+            for label in labels:
+                for event in KEY_EVENTS:
+                    self.key_event(provider, label, event, 0)
 
     # ---------------------------------------------------------------- label normalisation
 
@@ -273,6 +286,16 @@ class Metrics:
         if child is None:
             child = self._c_fallbacks[key] = self._fallbacks.labels(*key)
         child.inc()
+
+    def key_event(self, provider: str, key: str, event: str, amount: int = 1) -> None:
+        """Labels outside the configured keys and `KEY_EVENTS` become "other" (bounded)."""
+        child = self._c_keys.get((provider, key, event))
+        if child is None:
+            labels = self.key_labels.get(provider, ())
+            norm = (self._provider(provider), key if key in labels else OTHER,
+                    event if event in KEY_EVENTS else OTHER)
+            child = self._c_keys[norm] = self._key_events.labels(*norm)
+        child.inc(amount)
 
     def circuit(self, provider: str | None, state: str | int) -> None:
         value = CIRCUIT_STATES.get(state, 0) if isinstance(state, str) else int(state)

@@ -23,8 +23,9 @@ from .accesslog import AccessRecord
 from .config import Config, ProviderConfig
 from .downstream import ClientStream, KeepAlive, StreamOutput, write_quietly
 from .errors import GatewayError, InvalidRequest, ServiceUnavailable, UpstreamProtocolError
-from .limits import HALF_OPEN
+from .limits import HALF_OPEN, LocalCooldowns
 from .ir import Request, Usage
+from .pools import DEFAULT_KEY_COOLDOWN_SECS, Balancer, KeyPool
 from .protocols import Protocol
 from .router import Route
 from .transport import Transport, read_limited, stream_error
@@ -36,19 +37,34 @@ class Outcome:
     """What happened to one request, for the access log and metrics."""
 
     provider: str | None = None
+    key: str | None = None  # the label of the pool key used last
     backend_model: str | None = None
     retries: int = 0
     fallback: str | None = None
     ttft: float | None = None
     usage: Usage | None = None
     error_kind: str | None = None
+    started: float = 0.0  # loop time the request started (streams: the base of `ttft`)
 
 
 class Relay:
     def __init__(self, config: Config, adapters: dict[str, Any], transport: Transport,
-                 breakers: Any, backoff: Any, metrics: Any, keepalive: KeepAlive) -> None:
+                 breakers: Any, backoff: Any, metrics: Any, keepalive: KeepAlive, *,
+                 key_adapters: dict[str, tuple[Any, ...]] | None = None,
+                 cooldowns: Any = None, balancer: Balancer | None = None,
+                 rand=random.random) -> None:
+        """`key_adapters`: for a provider with a key pool, one adapter per key (each built with
+        that key, so a request's headers cost the same as with one key); `cooldowns`: the
+        `CooldownStore` (local unless shared state gives another)."""
         self.config = config
         self.adapters = adapters
+        self.key_pools = {p.name: KeyPool(p) for p in config.providers if p.keys}
+        self.key_adapters = key_adapters or {}
+        self.cooldowns = cooldowns if cooldowns is not None else LocalCooldowns()
+        self.balancer = balancer if balancer is not None else Balancer(config, rand)
+        self.rand = rand
+        # providers whose attempts need more than a send: a key pool, or balancer stats
+        self._watched = frozenset(self.key_pools) | frozenset(self.balancer.stats)
         self.transport = transport
         self.breakers = breakers
         self.backoff = backoff
@@ -72,6 +88,8 @@ class Relay:
     # ------------------------------------------------------------------ plan
 
     def _plan(self, route: Route) -> list[ProviderConfig]:
+        if route.pool:
+            return [*self.balancer.order(route.config, route.pool), *route.fallbacks]
         return [route.provider, *route.fallbacks]
 
     def _prepare_request(self, req: Request, route: Route, provider: ProviderConfig) -> Request:
@@ -105,7 +123,10 @@ class Relay:
                     self.metrics.retry(provider.name)
                 outcome.provider, outcome.backend_model = provider.name, prepared.model
                 try:
-                    result = await attempt_fn(provider, adapter, prepared)
+                    if provider.name in self._watched:
+                        result = await self._send(provider, adapter, prepared, outcome, attempt_fn)
+                    else:
+                        result = await attempt_fn(provider, adapter, prepared)
                 except GatewayError as err:
                     self._record_failure(breaker, probe, provider, err)
                     last_err = err
@@ -127,10 +148,71 @@ class Relay:
         assert last_err is not None
         raise last_err
 
+    async def _send(self, provider: ProviderConfig, adapter, prepared: Request,
+                    outcome: Outcome, attempt_fn):
+        """One attempt on a pool member (its requests in flight and time to first token feed
+        the balancer) or on a provider with a key pool (`_on_keys`)."""
+        stats = self.balancer.stats.get(provider.name)
+        pool = self.key_pools.get(provider.name)
+        if stats is None:
+            return await self._on_keys(pool, provider, prepared, outcome, attempt_fn)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        stats.busy += 1
+        try:
+            if pool is None:
+                result = await attempt_fn(provider, adapter, prepared)
+            else:
+                result = await self._on_keys(pool, provider, prepared, outcome, attempt_fn)
+        finally:
+            stats.busy -= 1
+        # a stream: to its first content byte; a JSON answer: to its end
+        first = loop.time() if outcome.ttft is None else outcome.started + outcome.ttft
+        stats.observe(max(0.0, first - start))
+        return result
+
+    async def _on_keys(self, pool: KeyPool, provider: ProviderConfig, prepared: Request,
+                       outcome: Outcome, attempt_fn):
+        """Send with a key of the pool. A 429 cools that key (at least its retry-after) and a
+        401/403 takes it out until reload; either way the request moves to another key at once,
+        without using a retry attempt. No key left: `pool.pick` raises (429 or 502)."""
+        name, labels, store = provider.name, pool.labels, self.cooldowns
+        adapters = self.key_adapters[name]
+        while True:
+            now = time.monotonic()
+            index = pool.pick(await store.remaining(name, labels, now), now, self.rand())
+            label = outcome.key = labels[index]
+            self.metrics.key_event(name, label, "selected")
+            try:
+                return await attempt_fn(provider, adapters[index], prepared)
+            except GatewayError as err:
+                status = err.upstream_status
+                if err.committed or status not in (401, 403, 429):
+                    raise
+                self.metrics.upstream_error(name, error_kind(err))
+                if status == 429:
+                    wait = err.retry_after or DEFAULT_KEY_COOLDOWN_SECS
+                    wait = await store.cool(name, label, wait, time.monotonic())
+                    self.metrics.key_event(name, label, "cooled")
+                    log.info("provider %s key %s rate-limited: cooling for %.1fs", name, label,
+                             wait)
+                else:
+                    pool.take_out(index)
+                    self.metrics.key_event(name, label, "out")
+                    log.error("provider %s key %s rejected by the provider (HTTP %d): out until "
+                              "reload", name, label, status)
+            finally:
+                pool.release(index)
+
     def _record_failure(self, breaker, probe: bool, provider: ProviderConfig,
                         err: GatewayError) -> None:
         """Connect errors, timeouts, 429/5xx and broken streams count against the provider;
-        a client error (4xx) says nothing about its health."""
+        a client error (4xx) says nothing about its health, and neither does a key pool with no
+        key free (the provider was not asked)."""
+        if err.pool_exhausted:
+            if probe:
+                breaker.release_probe()
+            return
         self.metrics.upstream_error(provider.name, error_kind(err))
         if breaker is None:
             return
@@ -173,6 +255,7 @@ class Relay:
     async def stream(self, request: web.Request, req: Request, route: Route, proto: Protocol,
                      outcome: Outcome, headers: dict[str, str], started: float) -> web.StreamResponse:
         entry = proto.entry
+        outcome.started = started
         client = ClientStream(request, headers, entry.ping)
         self.keepalive.streams.add(client)
         loop = asyncio.get_running_loop()
@@ -245,9 +328,11 @@ async def upstream_error(provider: ProviderConfig, adapter, resp,
     the gateway's own key in its message never gets it through to the client."""
     raw = await (read_limited(resp, limit) if limit else read_limited(resp))
     err = adapter.decode_error(resp.status, raw, resp.headers)
-    if provider.api_key and provider.api_key in err.message:
-        err.message = err.message.replace(provider.api_key, "***")
-        err.args = (err.message,)
+    err.upstream_status = resp.status
+    for key in (provider.api_key, *(k.api_key for k in provider.keys)):
+        if key and key in err.message:
+            err.message = err.message.replace(key, "***")
+            err.args = (err.message,)
     return err
 
 
@@ -291,7 +376,8 @@ def access_record(request_id: str, entry: str, display_model: str, stream: bool,
     usage = outcome.usage or Usage()
     return AccessRecord(
         request_id=request_id, entry=entry, display_model=display_model,
-        backend_model=outcome.backend_model, provider=outcome.provider, stream=stream,
+        backend_model=outcome.backend_model, provider=outcome.provider, key=outcome.key,
+        stream=stream,
         status=status, ttft_ms=None if outcome.ttft is None else outcome.ttft * 1000,
         duration_ms=duration * 1000, input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens, cache_read_tokens=usage.cache_read_input_tokens,

@@ -18,14 +18,16 @@ MAX_MODEL_IN_ERROR = 200
 class Route:
     display_model: str  # what the client sent; echoed back in responses
     backend_model: str  # what goes upstream (to fallbacks too)
-    provider: ProviderConfig
+    provider: ProviderConfig  # with a pool: its first member
     fallbacks: tuple[ProviderConfig, ...]
     pattern: str  # the route's `match`
+    pool: tuple[ProviderConfig, ...] = ()  # chosen among per request (`config.balance`)
+    config: RouteConfig | None = None
 
     @property
     def providers(self) -> tuple[ProviderConfig, ...]:
-        """The primary, then each fallback, in the order they are tried."""
-        return (self.provider, *self.fallbacks)
+        """The pool (or the primary), then each fallback."""
+        return (*(self.pool or (self.provider,)), *self.fallbacks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +35,11 @@ class _Rule:
     config: RouteConfig
     provider: ProviderConfig
     fallbacks: tuple[ProviderConfig, ...]
+    pool: tuple[ProviderConfig, ...]
 
     def route(self, model: str) -> Route:
         return Route(model, self.config.rewrite_model or model, self.provider, self.fallbacks,
-                     self.config.match)
+                     self.config.match, self.pool, self.config)
 
 
 class Router:
@@ -48,7 +51,8 @@ class Router:
         self._catch_all: _Rule | None = None
         for i, rc in enumerate(config.routes):
             rule = _Rule(rc, by_name[rc.provider],
-                         tuple(by_name[name] for name in rc.fallback_providers))
+                         tuple(by_name[name] for name in rc.fallback_providers),
+                         tuple(by_name[name] for name in rc.pool))
             if rc.match == "*":
                 self._catch_all = self._catch_all or rule
             elif rc.match_type == "exact":

@@ -44,10 +44,17 @@ class Gateway:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.router = Router(config)
-        self.adapters = {p.name: protocols.get(p.type).adapter(p) for p in config.providers}
+        # a key pool gets one adapter per key, each with its key in its headers
+        key_adapters = {p.name: tuple(protocols.get(p.type).adapter(replace(p, api_key=k.api_key))
+                                      for k in p.keys)
+                        for p in config.providers if p.keys}
+        self.adapters = {p.name: key_adapters[p.name][0] if p.keys
+                         else protocols.get(p.type).adapter(p) for p in config.providers}
         self.transport = Transport(config.providers)
         self.metrics = Metrics(provider_names=[p.name for p in config.providers],
-                               entries=[p.name for p in protocols.entries()])
+                               entries=[p.name for p in protocols.entries()],
+                               key_labels={p.name: tuple(k.label for k in p.keys)
+                                           for p in config.providers if p.keys})
         self.breakers = Breakers(config, on_change=self.metrics.circuit)
         self.auth = ClientAuth(config.auth)
         self.admission = Admission(config.server, config.auth)
@@ -55,7 +62,7 @@ class Gateway:
         self.access = AccessLog(config.logging.format)
         self.relay = Relay(config, self.adapters, self.transport, self.breakers,
                            Backoff(config.server.retry_backoff_ms, config.server.retry_backoff_max_ms),
-                           self.metrics, self.keepalive)
+                           self.metrics, self.keepalive, key_adapters=key_adapters)
         self.body_limit = int(config.server.body_limit_mb * 1024 * 1024)
 
     def admit(self, request: web.Request, proto: Protocol):

@@ -39,6 +39,7 @@ class MockProvider:
     def __init__(self, default: Reply | None = None) -> None:
         self.script: list[Reply] = []
         self.default = default
+        self.by_key: dict[str, Reply] = {}  # the reply to every request sent with this key
         self.received: list[Received] = []
         self.open_streams = 0
         self.finished_streams = 0
@@ -57,7 +58,9 @@ class MockProvider:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.received.append(Received(request.path, dict(request.headers), await request.read(),
                                       request.raw_headers))
-        reply = self.script.pop(0) if self.script else self.default
+        reply = self.by_key.get(sent_key(request.headers))
+        if reply is None:
+            reply = self.script.pop(0) if self.script else self.default
         if reply is None:
             return web.json_response({"error": {"message": "mock has no reply scripted"}}, status=500)
         if reply.delay:
@@ -91,6 +94,11 @@ class MockProvider:
             self.open_streams -= 1
             self.stream_closed.set()
         return resp
+
+
+def sent_key(headers) -> str:
+    """The provider key a request carries (`x-api-key` or `Authorization: Bearer`)."""
+    return headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
 
 
 def sse_frames(text: str) -> list[bytes]:

@@ -46,7 +46,7 @@ def test_text_line_parses_as_key_value_pairs():
     assert pairs["stream"] == "true" and pairs["status"] == "200"
     assert pairs["ttft_ms"] == "312.5" and pairs["duration_ms"] == "1500.0"
     assert pairs["fallback"] == "-" and pairs["error_kind"] == "timeout"
-    assert list(pairs) == ["request_id", "entry", "display_model", "backend_model", "provider",
+    assert list(pairs) == ["request_id", "entry", "display_model", "backend_model", "provider", "key",
                            "stream", "status", "ttft_ms", "duration_ms", "input_tokens",
                            "output_tokens", "cache_read_tokens", "cache_write_tokens",
                            "retries", "fallback", "error_kind"]

@@ -62,7 +62,8 @@ def test_rewrite_model_keeps_display_model():
     r = router('match = "claude-"\nprovider = "a"\nrewrite_model = "gpt-4.1"',
                'match = "gpt-"\nprovider = "b"')
     route = r.resolve("claude-sonnet-4")
-    assert route == Route("claude-sonnet-4", "gpt-4.1", route.provider, (), "claude-")
+    assert route == Route("claude-sonnet-4", "gpt-4.1", route.provider, (), "claude-", (),
+                          route.config)
     passthrough = r.resolve("gpt-4o")
     assert (passthrough.display_model, passthrough.backend_model) == ("gpt-4o", "gpt-4o")
 
