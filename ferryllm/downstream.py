@@ -36,7 +36,8 @@ class SSEResponse(web.StreamResponse):
 class ClientStream:
     """The client's SSE response: opened lazily, stamped on every write for the keep-alive ticker."""
 
-    __slots__ = ("request", "response", "ping_frame", "committed", "ended", "last_write", "loop")
+    __slots__ = ("request", "response", "ping_frame", "committed", "ended", "last_write", "loop",
+                 "encoder")
 
     def __init__(self, request: web.Request, headers: dict[str, str], ping: bytes) -> None:
         self.request = request
@@ -46,6 +47,7 @@ class ClientStream:
         self.ended = False
         self.loop = asyncio.get_running_loop()
         self.last_write = self.loop.time()
+        self.encoder = None  # the entry's stream encoder of the current attempt, if translating
 
     @property
     def prepared(self) -> bool:

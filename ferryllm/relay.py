@@ -246,6 +246,8 @@ class Relay:
                 body = orjson.loads(raw)
                 body["model"] = route.display_model
                 return orjson.dumps(body)
+            if proto.entry.encode_body is not None:
+                return proto.entry.encode_body(ir_resp, route.display_model, prepared)
             return orjson.dumps(proto.entry.encode_response(ir_resp, route.display_model))
 
         return await self._attempts_for(req, route, outcome, attempt)
@@ -271,7 +273,9 @@ class Relay:
             if not client.prepared:
                 raise err from None  # nothing sent yet: a normal HTTP error
             if not getattr(err, "relayed", False):
-                await write_quietly(client, entry.stream_encoder(req, route.display_model).error(err))
+                # the encoder that sent the stream so far ends it (its event numbering goes on)
+                encoder = client.encoder or entry.stream_encoder(req, route.display_model)
+                await write_quietly(client, encoder.error(err))
         finally:
             self.keepalive.streams.discard(client)
         return client.response
@@ -293,8 +297,10 @@ class Relay:
         decoder = adapter.stream_decoder(prepared)
         if prepared.native_protocol == adapter.protocol == proto.name:
             out.passthrough(prepared.model, route.display_model)
+            client.encoder = None
         else:
-            out.encoder = proto.entry.stream_encoder(prepared, route.display_model)
+            out.encoder = client.encoder = proto.entry.stream_encoder(prepared,
+                                                                      route.display_model)
         content = resp.content
         try:
             # readany() directly, not `async for … in iter_any()`: one coroutine and one

@@ -31,6 +31,7 @@ ENTRY_POINT_GROUP = "ferryllm.protocols"
 BUILTINS = {
     "anthropic": "ferryllm.protocols.anthropic",
     "openai": "ferryllm.protocols.openai",
+    "openai_responses": "ferryllm.protocols.openai_responses",
 }
 
 # route kinds the server knows how to run
@@ -55,6 +56,9 @@ class Entry:
     """The client side of a protocol: what the server and the relay need to serve it.
 
     - `encode_response(resp, display_model) -> dict` (a JSON body);
+    - `encode_body(resp, display_model, req) -> bytes`: when set, the relay uses it instead of
+      `encode_response`, for entries whose answer depends on the request (the Responses API
+      echoes the request's settings and gives tool calls back under the client's names);
     - `stream_encoder(req, display_model)` → an object with `encode(events) -> bytes` and
       `error(err) -> bytes` (the in-band error frame);
     - `error_body(err) -> bytes` (the HTTP error body before the first byte);
@@ -71,6 +75,7 @@ class Entry:
     stream_encoder: Callable[[ir.Request, str], Any]
     error_body: Callable[[GatewayError], bytes]
     ping: bytes
+    encode_body: Callable[[ir.Response, str, ir.Request], bytes] | None = None
     encode_count_tokens: Callable[[int], dict] | None = None
     encode_models: Callable[[list[dict]], dict] | None = None
     client_keys: Callable[[Any], list[str]] | None = None
