@@ -61,6 +61,7 @@ class AccessRecord:
     retries: int = 0
     fallback: str | None = None  # the provider that served after a fallback
     error_kind: str | None = None
+    client: str | None = None  # a named client's name, or a plain key's key id; never a key
 
 
 _NAMES = tuple(f.name for f in fields(AccessRecord))
@@ -101,7 +102,8 @@ def format_text(r: AccessRecord) -> str:
             f"status={r.status} ttft_ms={_ms(r.ttft_ms)} duration_ms={_ms(r.duration_ms)} "
             f"input_tokens={r.input_tokens} output_tokens={r.output_tokens} "
             f"cache_read_tokens={r.cache_read_tokens} cache_write_tokens={r.cache_write_tokens} "
-            f"retries={r.retries} fallback={_text(r.fallback)} error_kind={_text(r.error_kind)}")
+            f"retries={r.retries} fallback={_text(r.fallback)} error_kind={_text(r.error_kind)} "
+            f"client={_text(r.client)}")
 
 
 def format_json(record: AccessRecord) -> str:
@@ -254,10 +256,22 @@ def setup_logging(level: str | int = "info", format: str = "text",
     return handler
 
 
+def _url_password(url: str) -> str | None:
+    from urllib.parse import urlsplit
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
 def config_secrets(config: Any) -> list[str]:
     """Every secret a config holds: provider keys, secret-looking provider header values
-    (names containing key, auth, token or secret) and client keys."""
+    (names containing key, auth, token or secret), client keys and the Redis password."""
     out: list[str] = [k for k in getattr(config.auth, "keys", ()) if k]
+    out += [c.key for c in getattr(config.auth, "clients", ()) if c.key]
+    shared = getattr(config, "shared_state", None)
+    if shared is not None and (password := _url_password(shared.url)):
+        out.append(password)
     for p in config.providers:
         if p.api_key:
             out.append(p.api_key)

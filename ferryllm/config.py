@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import config_shared
 from . import config_values as cv
 from . import protocols
 from .config_pools import KEY_SOURCES, KeyConfig  # noqa: F401 - part of this module's API
 from .config_pools import BALANCES, keys_array, provider_key, provider_keys, route_pool, weights
+from .config_shared import ClientConfig, SharedStateConfig  # noqa: F401 - part of the API
 from .config_values import normalise_base_url  # noqa: F401 - part of this module's API
 from .ir import EFFORT_ORDER
 
@@ -76,6 +78,7 @@ class AuthConfig:
     per_key_rate_limit_per_minute: int | None = None
     per_key_max_concurrent_requests: int | None = None
     keys: tuple[str, ...] = ()  # resolved at load time; never logged
+    clients: tuple[ClientConfig, ...] = ()  # [[auth.clients]]: named keys with their own limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,7 @@ class Config:
     prompt_cache: PromptCacheConfig = field(default_factory=PromptCacheConfig)
     providers: tuple[ProviderConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
+    shared_state: SharedStateConfig | None = None  # [shared_state]: limits shared through Redis
     source: str | None = None  # path the config was read from
     warnings: tuple[str, ...] = ()  # unknown keys etc., reported by `serve`
 
@@ -251,7 +255,7 @@ _ROUTE = {
     "weights": weights,
 }
 _SECTIONS = {"server": _SERVER, "logging": _LOGGING, "metrics": _METRICS, "auth": _AUTH,
-             "prompt_cache": _PROMPT_CACHE}
+             "prompt_cache": _PROMPT_CACHE, "shared_state": config_shared._SHARED}
 _ARRAYS = {"providers": _PROVIDER, "routes": _ROUTE}
 
 
@@ -355,7 +359,10 @@ def parse_config(data: dict[str, Any], *, source: str | None = None, strict: boo
         c.problems.append("server.retry_backoff_max_ms: must be >= server.retry_backoff_ms")
     logging = c.fields(c.section(data, "logging"), "logging", _LOGGING)
     metrics = c.fields(c.section(data, "metrics"), "metrics", _METRICS)
-    auth = _auth(c, c.fields(c.section(data, "auth"), "auth", _AUTH))
+    auth_table = dict(c.section(data, "auth"))
+    clients = config_shared.clients(c, auth_table)
+    auth = _auth(c, c.fields(auth_table, "auth", _AUTH), clients)
+    shared_state = config_shared.shared_state(c, data)
     prompt_cache = _prompt_cache(c, c.fields(c.section(data, "prompt_cache"), "prompt_cache",
                                              _PROMPT_CACHE, _PROMPT_CACHE_COMPAT))
     providers, names = _providers(c, c.array(data, "providers"))
@@ -369,11 +376,13 @@ def parse_config(data: dict[str, Any], *, source: str | None = None, strict: boo
         raise ConfigError(c.problems, source, tuple(warnings))
     return Config(server=ServerConfig(**server), logging=LoggingConfig(**logging),
                   metrics=MetricsConfig(**metrics), auth=auth, prompt_cache=prompt_cache,
-                  providers=tuple(providers), routes=tuple(routes), source=source,
+                  providers=tuple(providers), routes=tuple(routes), shared_state=shared_state,
+                  source=source,
                   warnings=tuple(warnings))
 
 
-def _auth(c: _Checker, raw: dict[str, Any]) -> AuthConfig:
+def _auth(c: _Checker, raw: dict[str, Any], clients: tuple[ClientConfig, ...] = ()
+          ) -> AuthConfig:
     keys: list[str] = []
     if raw.get("enabled"):
         if "api_keys_env" in raw and (value := c.env(raw["api_keys_env"], "auth.api_keys_env")):
@@ -383,12 +392,19 @@ def _auth(c: _Checker, raw: dict[str, Any]) -> AuthConfig:
             keys += [s for line in text.splitlines()
                      if (s := line.strip()) and not s.startswith("#")]
         named = "api_keys_env" in raw or "api_keys_file" in raw
-        if not keys and not any(p.startswith("auth.api_keys_") for p in c.problems):
+        if not keys and not clients and not any(p.startswith(("auth.api_keys_", "auth.clients"))
+                                                for p in c.problems):
             c.problems.append(
                 "auth.api_keys_env: auth is enabled but no client keys were found" +
                 (" (the variable/file is empty)" if named else
-                 "; set auth.api_keys_env (comma-separated keys) or auth.api_keys_file"))
-    return AuthConfig(**raw, keys=tuple(dict.fromkeys(keys)))
+                 "; set auth.api_keys_env (comma-separated keys), auth.api_keys_file or "
+                 "[[auth.clients]]"))
+    seen = set(keys)
+    for i, client in enumerate(clients):  # one key, one identity (the key itself is not shown)
+        if client.key in seen:
+            c.problems.append(f"auth.clients[{i}]: its key is already another client's key")
+        seen.add(client.key)
+    return AuthConfig(**raw, keys=tuple(dict.fromkeys(keys)), clients=clients)
 
 
 def _prompt_cache(c: _Checker, raw: dict[str, Any]) -> PromptCacheConfig:

@@ -1,4 +1,5 @@
-"""Production-control building blocks: rate buckets, concurrency permits, backoff, circuit breaker.
+"""Production-control building blocks: rate buckets, concurrency permits, token rates and daily
+budgets, backoff; the circuit breaker lives in `ferryllm.breaker` (re-exported here).
 
 Sans-IO: nothing here sleeps, awaits, locks or reads a clock. Every method that needs time takes
 `now` (monotonic seconds, e.g. `time.monotonic()`); `Backoff` takes its random number. All state
@@ -7,9 +8,13 @@ lives in one event loop (one process), so plain counters suffice.
 Wiring (done by the server and the relay):
 
     admission = Admission(config.server, config.auth)      # once per app
-    ticket = admission.admit(key_id, time.monotonic())     # per request; raises RateLimited (429)
+    client = admission.client(auth.authenticate(headers))  # a name or key id → ClientLimits
+    ticket = admission.admit(client, time.monotonic(), time.time())  # raises RateLimited (429)
     try: ... serve, including the whole stream ...
-    finally: ticket.release()                              # idempotent
+    finally: ticket.release(usage, time.monotonic(), time.time())    # idempotent
+
+With `[shared_state]`, `ferryllm.shared_state.SharedState` is the same interface on Redis
+(`await shared.admit(...)`), falling back to this local store while Redis is unavailable.
 
     breakers = Breakers(config, on_change=metrics.circuit) # one breaker per provider name
     breaker = breakers.get(name)                           # None when the breaker is disabled
@@ -30,11 +35,12 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any, Callable, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from .errors import RateLimited
 
-CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+from .breaker import ASK, CLOSED, HALF_OPEN, OPEN, Breakers, CircuitBreaker  # noqa: F401 - API
 
 
 def retry_after_seconds(wait: float) -> int:
@@ -168,19 +174,21 @@ class KeyedPermits:
     def in_use(self, key: str) -> int:
         return self._counts.get(key, 0)
 
-    def try_acquire(self, key: str) -> bool:
-        if self.limit is None:
+    def try_acquire(self, key: str, limit: int | None = None) -> bool:
+        """`limit` overrides the default for this key (a named client's own cap)."""
+        limit = limit or self.limit
+        if limit is None:
             return True
         n = self._counts.get(key, 0)
-        if n >= self.limit:
+        if n >= limit:
             return False
         self._counts[key] = n + 1
         return True
 
     def release(self, key: str) -> None:
-        if self.limit is None:
-            return
         n = self._counts.get(key, 0)
+        if n <= 0 and self.limit is None:
+            return  # an unlimited key tracks nothing
         if n <= 0:
             raise ValueError("KeyedPermits released more times than acquired")
         if n == 1:
@@ -189,75 +197,231 @@ class KeyedPermits:
             self._counts[key] = n - 1
 
 
+# ---------------------------------------------------------------- clients and budgets
+
+SECONDS_PER_DAY = 86_400
+
+
+def seconds_to_utc_midnight(wall: float) -> float:
+    """Seconds from `wall` (Unix time) to the next UTC day, when daily budgets start afresh."""
+    return SECONDS_PER_DAY - wall % SECONDS_PER_DAY
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """Who a request is for and what it may use. `id` is a named client's configured name or,
+    for a plain `[auth]` key, its key id (a short hash); `name` is set for named clients only
+    (metrics and the access log carry it). None limits are off."""
+
+    id: str
+    name: str | None = None
+    rate_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    max_concurrent: int | None = None
+    daily_token_budget: int | None = None
+
+
+class TokenMeter:
+    """Tokens per minute: a bucket of `per_minute` tokens refilled continuously, debited by what
+    a request really used once it ended (so it may go below zero). A request is admitted while
+    the level is above zero; the wait is the time until it is again."""
+
+    __slots__ = ("capacity", "rate", "level", "stamp")
+
+    def __init__(self, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.level = self.capacity
+        self.stamp: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if self.stamp is not None and now > self.stamp:
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        if self.stamp is None or now > self.stamp:
+            self.stamp = now
+
+    def wait(self, now: float) -> float | None:
+        self._refill(now)
+        return None if self.level > 0 else (1.0 - self.level) / self.rate
+
+    def debit(self, tokens: int, now: float) -> None:
+        self._refill(now)
+        self.level -= tokens
+
+
+class DailyBudget:
+    """Tokens used in the current UTC day (`wall` is Unix time)."""
+
+    __slots__ = ("limit", "day", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.day, self.used = limit, -1, 0
+
+    def _roll(self, wall: float) -> None:
+        day = int(wall // SECONDS_PER_DAY)
+        if day != self.day:
+            self.day, self.used = day, 0
+
+    def wait(self, wall: float) -> float | None:
+        self._roll(wall)
+        return None if self.used < self.limit else seconds_to_utc_midnight(wall)
+
+    def spend(self, tokens: int, wall: float) -> None:
+        self._roll(wall)
+        self.used += tokens
+
+
+def usage_parts(usage: Any) -> tuple[int, int, int, int]:
+    """(input, output, cache read, cache write) of an `ir.Usage`, zeros for None."""
+    if usage is None:
+        return 0, 0, 0, 0
+    return (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
+            usage.cache_creation_input_tokens)
+
+
+def usage_tokens(usage: Any) -> int:
+    """What counts against a token rate and a budget: every token the provider processed."""
+    return max(0, sum(usage_parts(usage)))
+
+
+# The refusals, worded once for every store (`reason` is what a shared store reports back).
+REFUSALS = {
+    "concurrency": ("too many concurrent requests (limit {limit})", 1.0),
+    "client_concurrency": ("too many concurrent requests for this API key (limit {limit})", 1.0),
+    "client_rate": ("rate limit exceeded for this API key ({limit} requests per minute)", None),
+    "rate": ("rate limit exceeded ({limit} requests per minute)", None),
+    "tokens": ("token rate limit exceeded for this API key ({limit} tokens per minute)", None),
+    "budget": ("daily token budget of this API key is spent ({limit} tokens); it renews at "
+               "00:00 UTC", None),
+}
+
+
+def refusal(reason: str, limit: int | None, wait: float) -> RateLimited:
+    """The 429 for a refusal: `retry_after` is `wait` in whole seconds (concurrency: 1)."""
+    message, fixed = REFUSALS[reason]
+    return RateLimited(message.format(limit=limit),
+                       retry_after=fixed if fixed is not None else retry_after_seconds(wait))
+
+
 class Ticket:
     """What `Admission.admit` hands out: holds the concurrency permits until `release()`
-    (idempotent; call it when the response, or the whole stream, has ended)."""
+    (idempotent; call it when the response, or the whole stream, has ended, with the tokens the
+    provider reported, cut-short streams included: they count against the client's token rate
+    and daily budget)."""
 
-    __slots__ = ("_admission", "_key")
+    __slots__ = ("_admission", "client", "_client_permit")
 
-    def __init__(self, admission: Admission | None, key: str | None) -> None:
-        self._admission, self._key = admission, key
+    def __init__(self, admission: Admission | None, client: ClientLimits | None,
+                 client_permit: bool = False) -> None:
+        self._admission, self.client, self._client_permit = admission, client, client_permit
 
-    def release(self) -> None:
+    def release(self, usage: Any = None, now: float = 0.0, wall: float = 0.0) -> None:
+        """`usage`: the provider's `ir.Usage` (or None); `now` monotonic, `wall` Unix time."""
         admission, self._admission = self._admission, None
         if admission is not None:
-            admission._release(self._key)
+            admission._release(self, usage, now, wall)
 
 
 class Admission:
-    """Global and per-key rate limits and concurrency caps, checked in one call.
+    """Global and per-client rate limits, concurrency caps, tokens per minute and daily token
+    budgets, checked in one call: the local store (one process). `ferryllm.shared_state` is the
+    same interface on Redis, shared by every instance.
 
     Concurrency is checked first (a request refused for concurrency spends no rate token); a
-    per-key token is refunded when the global bucket then refuses. Per-key limits apply only when
-    auth is enabled and a key id is given."""
+    client's token is refunded when the global bucket then refuses. Client limits apply only
+    when auth is enabled: a named client's own (`[[auth.clients]]`), else `[auth] per_key_*`."""
 
     def __init__(self, server: Any, auth: Any = None) -> None:
         per_key = auth is not None and auth.enabled
         self.global_permits = Permits(server.max_concurrent_requests)
         self.rate_per_minute = server.rate_limit_per_minute
         self.global_bucket = TokenBucket(self.rate_per_minute) if self.rate_per_minute else None
-        self.key_permits = KeyedPermits(auth.per_key_max_concurrent_requests if per_key else None)
-        key_rate = auth.per_key_rate_limit_per_minute if per_key else None
-        self.key_buckets = KeyedBuckets(key_rate) if key_rate else None
+        self.key_concurrent = (auth.per_key_max_concurrent_requests if per_key else None) or None
+        self.key_rate = (auth.per_key_rate_limit_per_minute if per_key else None) or None
+        self.key_permits = KeyedPermits(self.key_concurrent)
+        self.key_buckets = KeyedBuckets(self.key_rate) if self.key_rate else None
+        self._named: dict[str, ClientLimits] = {}
+        self._client_buckets: dict[str, TokenBucket] = {}  # named clients with their own rate
+        self._meters: dict[str, TokenMeter] = {}
+        self._budgets: dict[str, DailyBudget] = {}
+        for c in (getattr(auth, "clients", ()) if per_key else ()):
+            limits = self._named[c.name] = ClientLimits(
+                c.name, c.name, c.rate_limit_per_minute or self.key_rate,
+                c.tokens_per_minute, c.max_concurrent_requests or self.key_concurrent,
+                c.daily_token_budget)
+            if c.rate_limit_per_minute:
+                self._client_buckets[c.name] = TokenBucket(c.rate_limit_per_minute)
+            if limits.tokens_per_minute:
+                self._meters[c.name] = TokenMeter(limits.tokens_per_minute)
+            if limits.daily_token_budget:
+                self._budgets[c.name] = DailyBudget(limits.daily_token_budget)
+        self.per_client = per_key
 
-    def admit(self, key: str | None, now: float) -> Ticket:
-        """Raises `RateLimited` (429, with `retry_after`) or returns a `Ticket` to release."""
+    def client(self, identity: str | None) -> ClientLimits | None:
+        """The limits of what `ClientAuth.authenticate` returned (a client name or a key id);
+        None without auth."""
+        if identity is None or not self.per_client:
+            return None
+        return self._named.get(identity) or ClientLimits(
+            identity, None, self.key_rate, None, self.key_concurrent, None)
+
+    def admit(self, client: ClientLimits | str | None, now: float, wall: float = 0.0) -> Ticket:
+        """Raises `RateLimited` (429, with `retry_after`) or returns a `Ticket` to release.
+        `now` is monotonic time, `wall` Unix time (for the UTC day of budgets)."""
+        if isinstance(client, str) or (client is not None and not self.per_client):
+            client = self.client(client if isinstance(client, str) else client.id)
         if not self.global_permits.try_acquire():
-            raise RateLimited(f"too many concurrent requests (limit {self.global_permits.limit})",
-                              retry_after=1.0)
-        key_permit = False
+            raise refusal("concurrency", self.global_permits.limit, 1.0)
+        permit = False
         try:
-            if key is not None:
-                if not self.key_permits.try_acquire(key):
-                    raise RateLimited("too many concurrent requests for this API key "
-                                      f"(limit {self.key_permits.limit})", retry_after=1.0)
-                key_permit = True
-                if self.key_buckets is not None:
-                    wait = self.key_buckets.try_take(key, now)
-                    if wait is not None:
-                        raise RateLimited(
-                            "rate limit exceeded for this API key "
-                            f"({self.key_buckets.per_minute} requests per minute)",
-                            retry_after=retry_after_seconds(wait))
+            if client is not None:
+                cid = client.id
+                if client.max_concurrent:
+                    if not self.key_permits.try_acquire(cid, client.max_concurrent):
+                        raise refusal("client_concurrency", client.max_concurrent, 1.0)
+                    permit = True
+                if (meter := self._meters.get(cid)) and (wait := meter.wait(now)) is not None:
+                    raise refusal("tokens", client.tokens_per_minute, wait)
+                if (budget := self._budgets.get(cid)) and (wait := budget.wait(wall)) is not None:
+                    raise refusal("budget", client.daily_token_budget, wait)
+                bucket = self._client_bucket(client, now)
+                if bucket is not None and (wait := bucket.try_take(now)) is not None:
+                    raise refusal("client_rate", client.rate_per_minute, wait)
             if self.global_bucket is not None:
                 wait = self.global_bucket.try_take(now)
                 if wait is not None:
-                    if key is not None and self.key_buckets is not None:
-                        self.key_buckets.refund(key)
-                    raise RateLimited(
-                        f"rate limit exceeded ({self.rate_per_minute} requests per minute)",
-                        retry_after=retry_after_seconds(wait))
+                    if client is not None and (bucket := self._client_bucket(client, now)):
+                        bucket.refund()
+                    raise refusal("rate", self.rate_per_minute, wait)
         except RateLimited:
             self.global_permits.release()
-            if key_permit:
-                self.key_permits.release(key)  # type: ignore[arg-type]
+            if permit:
+                self.key_permits.release(client.id)  # type: ignore[union-attr]
             raise
-        return Ticket(self, key)
+        return Ticket(self, client, permit)
 
-    def _release(self, key: str | None) -> None:
+    def _client_bucket(self, client: ClientLimits, now: float) -> TokenBucket | None:
+        bucket = self._client_buckets.get(client.id)
+        if bucket is None and self.key_buckets is not None:
+            bucket = self.key_buckets.bucket(client.id, now)
+        return bucket
+
+    def _release(self, ticket: Ticket, usage: Any, now: float, wall: float) -> None:
         self.global_permits.release()
-        if key is not None:
-            self.key_permits.release(key)
+        client = ticket.client
+        if client is None:
+            return
+        if ticket._client_permit:
+            self.key_permits.release(client.id)
+        if usage is not None and (client.tokens_per_minute or client.daily_token_budget):
+            self.spend(client, usage_tokens(usage), now, wall)
+
+    def spend(self, client: ClientLimits, tokens: int, now: float, wall: float) -> None:
+        """Count tokens a client used against its token rate and daily budget."""
+        if (meter := self._meters.get(client.id)) is not None:
+            meter.debit(tokens, now)
+        if (budget := self._budgets.get(client.id)) is not None:
+            budget.spend(tokens, wall)
 
 
 # ---------------------------------------------------------------- retries
@@ -284,135 +448,6 @@ class Backoff:
         if retry_after is not None and retry_after > wait:
             wait = min(retry_after, self.cap)
         return wait
-
-
-# ---------------------------------------------------------------- circuit breaker
-
-
-class CircuitBreaker:
-    """Per-provider breaker. closed → open after `failures` consecutive failures; open fails fast
-    for `cooldown_secs`; then half_open admits exactly one probe: its success closes, its failure
-    re-opens with a fresh cooldown, `release_probe()` (no verdict) lets the next caller probe.
-    A probe that reports nothing for `probe_timeout_secs` (if set) is presumed lost, likewise.
-    `failures` None or 0 disables the breaker (always allows)."""
-
-    __slots__ = ("name", "threshold", "cooldown", "probe_timeout", "on_change", "_state",
-                 "failures", "opened_at", "_probe_at")
-
-    def __init__(self, failures: int | None, cooldown_secs: float, *, name: str = "",
-                 probe_timeout_secs: float | None = None,
-                 on_change: Callable[[str, str], None] | None = None) -> None:
-        self.name = name
-        self.threshold = failures or 0
-        self.cooldown = cooldown_secs
-        self.probe_timeout = probe_timeout_secs
-        self.on_change = on_change  # called as on_change(name, new_state) on every transition
-        self._state = CLOSED
-        self.failures = 0  # consecutive
-        self.opened_at = 0.0
-        self._probe_at: float | None = None  # when the in-flight probe was admitted
-
-    @property
-    def enabled(self) -> bool:
-        return self.threshold > 0
-
-    @property
-    def state(self) -> str:
-        return self._state
-
-    @property
-    def probing(self) -> bool:
-        return self._probe_at is not None
-
-    def _set(self, state: str) -> None:
-        if state != self._state:
-            self._state = state
-            if self.on_change is not None:
-                self.on_change(self.name, state)
-
-    def allow(self, now: float) -> bool:
-        state = self._state
-        if state == CLOSED:
-            return True
-        if state == OPEN:
-            if now - self.opened_at < self.cooldown:
-                return False
-            self._probe_at = now
-            self._set(HALF_OPEN)
-            return True
-        # half-open: one probe at a time
-        if self._probe_at is not None and (self.probe_timeout is None
-                                           or now - self._probe_at < self.probe_timeout):
-            return False
-        self._probe_at = now
-        return True
-
-    def success(self) -> None:
-        """The provider answered: close (from any state) and reset the failure count."""
-        self.failures = 0
-        self._probe_at = None
-        self._set(CLOSED)
-
-    def failure(self, now: float) -> None:
-        if not self.threshold:
-            return
-        state = self._state
-        if state == CLOSED:
-            self.failures += 1
-            if self.failures >= self.threshold:
-                self.opened_at = now
-                self._set(OPEN)
-        elif state == HALF_OPEN:
-            self.failures += 1
-            self._probe_at = None
-            self.opened_at = now
-            self._set(OPEN)
-        # OPEN: a request admitted before the breaker opened; the cooldown is not extended
-
-    def release_probe(self) -> None:
-        """The probe ended without a verdict (client gone, client error): the next caller probes.
-        Does nothing unless half-open."""
-        if self._state == HALF_OPEN:
-            self._probe_at = None
-
-    cancel = release_probe
-
-    def is_open(self, now: float) -> bool:
-        """Failing fast right now (open and still cooling down): for readiness."""
-        return self._state == OPEN and now - self.opened_at < self.cooldown
-
-
-class Breakers:
-    """One `CircuitBreaker` per configured provider name, from `[server]
-    circuit_breaker_failures` / `circuit_breaker_cooldown_secs`; a probe is presumed lost after
-    the provider's timeout (`timeout_secs` or `request_timeout_secs`)."""
-
-    def __init__(self, config: Any, on_change: Callable[[str, str], None] | None = None) -> None:
-        server = config.server
-        self.enabled = bool(server.circuit_breaker_failures)
-        self._all = {
-            p.name: CircuitBreaker(server.circuit_breaker_failures,
-                                   server.circuit_breaker_cooldown_secs, name=p.name,
-                                   probe_timeout_secs=p.timeout_secs or server.request_timeout_secs,
-                                   on_change=on_change)
-            for p in config.providers}
-
-    def get(self, name: str) -> CircuitBreaker | None:
-        """The provider's breaker, or None when breakers are disabled or the name is unknown."""
-        return self._all.get(name) if self.enabled else None
-
-    def __getitem__(self, name: str) -> CircuitBreaker:
-        return self._all[name]
-
-    def __iter__(self):
-        return iter(self._all.items())
-
-    def states(self) -> dict[str, str]:
-        return {name: b.state for name, b in self._all.items()}
-
-    def available(self, now: float) -> bool:
-        """At least one provider's circuit is not open (`/readyz`)."""
-        return any(not b.is_open(now) for b in self._all.values())
 
 
 # ---------------------------------------------------------------- key cooldowns

@@ -94,12 +94,16 @@ def multiprocess_dir() -> str | None:
 
 class Metrics:
     def __init__(self, provider_names: Iterable[str] = (), entries: Iterable[str] = (),
-                 *, multiprocess_mode: bool | None = None,
+                 *, clients: Iterable[str] = (), shared_state: bool = False,
+                 multiprocess_mode: bool | None = None,
                  key_labels: dict[str, tuple[str, ...]] | None = None) -> None:
         """`multiprocess_mode` defaults to "is PROMETHEUS_MULTIPROC_DIR set"; `key_labels`:
-        provider name → the labels of its pool keys (from config, never key values)."""
+        provider name → the labels of its pool keys (from config, never key values); `clients`
+        are the configured client names (`[[auth.clients]]`), the only values of `client`."""
         self.providers = frozenset(provider_names)
         self.key_labels = {p: frozenset(labels) for p, labels in (key_labels or {}).items()}
+        self.clients = frozenset(clients)
+        self.shared_state = shared_state  # the ferryllm_shared_state_* metrics exist
         self.entries = frozenset(entries)
         self.multiprocess = bool(multiprocess_dir()) if multiprocess_mode is None \
             else multiprocess_mode
@@ -154,7 +158,12 @@ class Metrics:
                                    "Pool keys chosen, cooled after a 429, taken out after a "
                                    "401/403; a key is named by its label, never its value.",
                                    ("provider", "key", "event"), registry=r)
-
+        self._client_requests = Counter("ferryllm_client_requests",
+                                        "Requests finished per named client.",
+                                        ("client", "status_class"), registry=r)
+        self._client_tokens = Counter("ferryllm_client_tokens",
+                                      "Tokens used per named client (provider usage).",
+                                      ("client", "type"), registry=r)
         # children of the rarer calls (errors, retries …) by their arguments; the per-request
         # calls keep only their children's value cells (prometheus caches children by labels)
         self._c_errors: dict[tuple[str, str], Any] = {}
@@ -182,6 +191,17 @@ class Metrics:
             for label in labels:
                 for event in KEY_EVENTS:
                     self.key_event(provider, label, event, 0)
+        if self.shared_state:
+            self._shared_up = Gauge("ferryllm_shared_state_up",
+                                    "1 while limits are shared through Redis, 0 while this "
+                                    "instance decides alone.", multiprocess_mode="livemin",
+                                    registry=r)
+            self._shared_failures = Counter("ferryllm_shared_state_failures",
+                                            "Redis calls that failed or took longer than "
+                                            "timeout_ms.", registry=r)
+            self._local_admissions = Counter("ferryllm_shared_state_local_admissions",
+                                             "Requests admitted by this instance's own limits "
+                                             "because Redis was unavailable.", registry=r)
 
     # ---------------------------------------------------------------- label normalisation
 
@@ -300,6 +320,31 @@ class Metrics:
     def circuit(self, provider: str | None, state: str | int) -> None:
         value = CIRCUIT_STATES.get(state, 0) if isinstance(state, str) else int(state)
         (self._c_circuit.get(provider) or self._circuit_child(provider)).set(value)  # type: ignore[arg-type]
+
+    # ---------------------------------------------------------------- clients, shared state
+
+    def _client(self, client: str | None) -> str:
+        return client if client in self.clients else OTHER
+
+    def client_finished(self, client: str | None, status: int, usage: Any) -> None:
+        """A named client's request ended (`client` None or unknown: "other")."""
+        name = self._client(client)
+        self._client_requests.labels(name, _status_class(status)).inc()
+        if usage is not None:
+            counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
+                      usage.cache_creation_input_tokens)
+            for kind, n in zip(TOKEN_TYPES, counts):
+                if n > 0:
+                    self._client_tokens.labels(name, kind).inc(n)
+
+    def shared_state_up(self, up: bool) -> None:
+        self._shared_up.set(1 if up else 0)
+
+    def shared_state_failure(self) -> None:
+        self._shared_failures.inc()
+
+    def local_admission(self) -> None:
+        self._local_admissions.inc()
 
     # ---------------------------------------------------------------- exposition
 

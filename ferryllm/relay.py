@@ -23,7 +23,7 @@ from .accesslog import AccessRecord
 from .config import Config, ProviderConfig
 from .downstream import ClientStream, KeepAlive, StreamOutput, write_quietly
 from .errors import GatewayError, InvalidRequest, ServiceUnavailable, UpstreamProtocolError
-from .limits import HALF_OPEN, LocalCooldowns
+from .limits import ASK, HALF_OPEN, LocalCooldowns
 from .ir import Request, Usage
 from .pools import DEFAULT_KEY_COOLDOWN_SECS, Balancer, KeyPool
 from .protocols import Protocol
@@ -45,6 +45,7 @@ class Outcome:
     usage: Usage | None = None
     error_kind: str | None = None
     started: float = 0.0  # loop time the request started (streams: the base of `ttft`)
+    client: Any = None  # the admitted client's `ClientLimits` (its id goes to the access log)
 
 
 class Relay:
@@ -113,7 +114,10 @@ class Relay:
             for attempt in range(self._attempts):
                 probe = False
                 if breaker is not None:
-                    if not breaker.allow(time.monotonic()):
+                    allowed = breaker.allow(time.monotonic())
+                    if allowed is ASK:  # a shared breaker leaving `open`: the fleet decides
+                        allowed = await breaker.ask(time.monotonic())
+                    if not allowed:
                         last_err = last_err or ServiceUnavailable(
                             f"provider '{provider.name}' is unavailable (circuit open)")
                         break
@@ -388,4 +392,5 @@ def access_record(request_id: str, entry: str, display_model: str, stream: bool,
         duration_ms=duration * 1000, input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens, cache_read_tokens=usage.cache_read_input_tokens,
         cache_write_tokens=usage.cache_creation_input_tokens, retries=outcome.retries,
-        fallback=outcome.fallback, error_kind=outcome.error_kind)
+        fallback=outcome.fallback, error_kind=outcome.error_kind,
+        client=outcome.client.id if outcome.client is not None else None)

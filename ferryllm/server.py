@@ -54,10 +54,16 @@ class Gateway:
         self.metrics = Metrics(provider_names=[p.name for p in config.providers],
                                entries=[p.name for p in protocols.entries()],
                                key_labels={p.name: tuple(k.label for k in p.keys)
-                                           for p in config.providers if p.keys})
+                                           for p in config.providers if p.keys},
+                               clients=[c.name for c in config.auth.clients],
+                               shared_state=config.shared_state is not None)
         self.breakers = Breakers(config, on_change=self.metrics.circuit)
         self.auth = ClientAuth(config.auth)
         self.admission = Admission(config.server, config.auth)
+        self.shared = None  # [shared_state]: the same limits, on Redis for the whole fleet
+        if config.shared_state is not None:
+            from .shared_state import SharedState  # nothing about Redis without the section
+            self.shared = SharedState(config, self.admission, self.breakers, self.metrics)
         self.keepalive = KeepAlive(config.server.keepalive_interval_secs)
         self.access = AccessLog(config.logging.format)
         self.relay = Relay(config, self.adapters, self.transport, self.breakers,
@@ -65,15 +71,18 @@ class Gateway:
                            self.metrics, self.keepalive, key_adapters=key_adapters)
         self.body_limit = int(config.server.body_limit_mb * 1024 * 1024)
 
-    def admit(self, request: web.Request, proto: Protocol):
-        """Auth, then rate limits and concurrency permits: a `Ticket` to release when the
-        response or the whole stream has ended. Keys are looked for where the entry's protocol
-        puts them too (`Entry.client_keys`)."""
-        key = None
+    async def admit(self, request: web.Request, proto: Protocol):
+        """Auth, then rate limits, concurrency permits, token rates and budgets: a `Ticket` to
+        release (with the provider's usage) when the response or the whole stream has ended.
+        Keys are looked for where the entry's protocol puts them too (`Entry.client_keys`)."""
+        client = None
         if self.auth.enabled:
             extra = proto.entry.client_keys
-            key = self.auth.authenticate(request.headers, extra(request) if extra else ())
-        return self.admission.admit(key, time.monotonic())
+            client = self.admission.client(
+                self.auth.authenticate(request.headers, extra(request) if extra else ()))
+        if self.shared is not None:
+            return await self.shared.admit(client, time.monotonic(), time.time())
+        return self.admission.admit(client, time.monotonic(), time.time())
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -147,7 +156,8 @@ async def _chat(request: web.Request, proto: Protocol, decode) -> web.StreamResp
     gw.metrics.request_started(proto.name)
     ticket = None
     try:
-        ticket = gw.admit(request, proto)
+        ticket = await gw.admit(request, proto)
+        outcome.client = ticket.client
         body = await _read_json(request, gw.body_limit, gw.config.server.request_timeout_secs)
         req = decode(body, request)
         display_model, stream = req.model, req.stream
@@ -174,11 +184,13 @@ async def _chat(request: web.Request, proto: Protocol, decode) -> web.StreamResp
         return _error_response(proto, err, request_id)
     finally:
         if ticket is not None:
-            ticket.release()
+            ticket.release(outcome.usage, time.monotonic(), time.time())
         duration = loop.time() - started
         gw.metrics.request_finished(proto.name, outcome.provider, status, duration, outcome.ttft)
         if outcome.usage is not None and outcome.provider:
             gw.metrics.tokens(outcome.provider, outcome.usage)
+        if outcome.client is not None and outcome.client.name is not None:
+            gw.metrics.client_finished(outcome.client.name, status, outcome.usage)
         if gw.access.enabled():
             gw.access.write(access_record(request_id, proto.name, display_model, stream, status,
                                           outcome, duration))
@@ -191,7 +203,7 @@ async def _count_tokens(request: web.Request, proto: Protocol, decode) -> web.Re
     request_id = _request_id(request)
     ticket = None
     try:
-        ticket = gw.admit(request, proto)
+        ticket = await gw.admit(request, proto)
         body = await _read_json(request, gw.body_limit, gw.config.server.request_timeout_secs)
         req = decode(body, request)
         route = gw.router.resolve(req.model)
@@ -309,10 +321,14 @@ def build_app(config: Config) -> web.Application:
 
     async def on_startup(app: web.Application) -> None:
         gw.keepalive.start()
+        if gw.shared is not None:
+            await gw.shared.start()
 
     async def on_cleanup(app: web.Application) -> None:
         await gw.keepalive.stop()
         await gw.transport.close()
+        if gw.shared is not None:
+            await gw.shared.close()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

@@ -73,3 +73,13 @@ async def serve():
     (tests/processes.py), killed at teardown if still running."""
     async for start in serve_fixture():
         yield start
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server on a free loopback port (`tests.redisserver`), stopped by PID."""
+    from tests.redisserver import RedisServer
+    server = RedisServer(str(tmp_path))
+    server.start()
+    yield server
+    server.stop()

@@ -49,7 +49,7 @@ def test_text_line_parses_as_key_value_pairs():
     assert list(pairs) == ["request_id", "entry", "display_model", "backend_model", "provider", "key",
                            "stream", "status", "ttft_ms", "duration_ms", "input_tokens",
                            "output_tokens", "cache_read_tokens", "cache_write_tokens",
-                           "retries", "fallback", "error_kind"]
+                           "retries", "fallback", "error_kind", "client"]
 
 
 def test_json_line_is_one_object():
