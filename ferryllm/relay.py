@@ -250,9 +250,7 @@ class Relay:
                 body = orjson.loads(raw)
                 body["model"] = route.display_model
                 return orjson.dumps(body)
-            if proto.entry.encode_body is not None:
-                return proto.entry.encode_body(ir_resp, route.display_model, prepared)
-            return orjson.dumps(proto.entry.encode_response(ir_resp, route.display_model))
+            return proto.entry.encode_response(ir_resp, route.display_model, prepared)
 
         return await self._attempts_for(req, route, outcome, attempt)
 

@@ -2,7 +2,7 @@
 
     t = Translator(client="anthropic", provider="openai")
     upstream = t.request(client_body)            # client JSON (dict) → provider body (bytes)
-    answer = t.response(provider_bytes)          # provider JSON body → client JSON (dict)
+    answer = t.response(provider_bytes)          # provider JSON body → client JSON (bytes)
     stream = t.stream()                          # provider SSE bytes → client SSE bytes
     out = stream.feed(chunk) ... + stream.close()
 
@@ -82,16 +82,16 @@ class Translator:
         """The provider URL the request goes to (after `request`)."""
         return self.adapter.endpoint(self._req())
 
-    def response(self, raw: bytes) -> dict:
+    def response(self, raw: bytes) -> bytes:
         """The provider's JSON answer → the client's JSON answer."""
         req = self._req()
         if self.adapter.protocol == self.client.name and req.native_protocol == self.client.name:
             body = orjson.loads(raw)
             if isinstance(body, dict) and "model" in body:
                 body["model"] = self.display_model
-            return body
+            return orjson.dumps(body)
         return self.client.entry.encode_response(self.adapter.decode_response(raw, req),
-                                                 self.display_model)
+                                                 self.display_model, req)
 
     def error(self, status: int, raw: bytes, headers: Mapping[str, str] | None = None) -> bytes:
         """A provider error answer → the client's error body."""

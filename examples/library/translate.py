@@ -34,7 +34,7 @@ provider_json = orjson.dumps({
             "id": "call_1", "type": "function",
             "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]}}],
     "usage": {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59}})
-answer = t.response(provider_json)
+answer = orjson.loads(t.response(provider_json))
 print(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
 assert answer["stop_reason"] == "tool_use" and answer["content"][0]["input"] == {"city": "Paris"}
 

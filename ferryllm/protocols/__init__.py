@@ -55,10 +55,8 @@ class EntryRoute:
 class Entry:
     """The client side of a protocol: what the server and the relay need to serve it.
 
-    - `encode_response(resp, display_model) -> dict` (a JSON body);
-    - `encode_body(resp, display_model, req) -> bytes`: when set, the relay uses it instead of
-      `encode_response`, for entries whose answer depends on the request (the Responses API
-      echoes the request's settings and gives tool calls back under the client's names);
+    - `encode_response(resp, display_model, req) -> bytes` (the JSON body; `req` is the decoded
+      request, for answers that depend on it, e.g. the Responses API echoes its settings);
     - `stream_encoder(req, display_model)` → an object with `encode(events) -> bytes` and
       `error(err) -> bytes` (the in-band error frame);
     - `error_body(err) -> bytes` (the HTTP error body before the first byte);
@@ -71,11 +69,10 @@ class Entry:
     """
 
     routes: tuple[EntryRoute, ...]
-    encode_response: Callable[[ir.Response, str], dict]
+    encode_response: Callable[[ir.Response, str, ir.Request], bytes]
     stream_encoder: Callable[[ir.Request, str], Any]
     error_body: Callable[[GatewayError], bytes]
     ping: bytes
-    encode_body: Callable[[ir.Response, str, ir.Request], bytes] | None = None
     encode_count_tokens: Callable[[int], dict] | None = None
     encode_models: Callable[[list[dict]], dict] | None = None
     client_keys: Callable[[Any], list[str]] | None = None

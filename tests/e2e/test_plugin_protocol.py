@@ -6,6 +6,7 @@ file knows it exists."""
 from __future__ import annotations
 
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -23,9 +24,11 @@ PLUGIN_SRC = ROOT / "tests" / "plugin_echo"
 @pytest.fixture(scope="module")
 def plugin_dir(tmp_path_factory) -> pathlib.Path:
     target = tmp_path_factory.mktemp("plugin-site")
+    source = tmp_path_factory.mktemp("plugin-src") / "plugin_echo"  # built out of the tree
+    shutil.copytree(PLUGIN_SRC, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     done = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(PLUGIN_SRC)],
+         "--no-index", "--target", str(target), str(source)],
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert list(target.glob("ferry_echo-*.dist-info/entry_points.txt"))

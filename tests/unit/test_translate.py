@@ -86,8 +86,8 @@ def test_json_answer_keeps_text_tool_calls_and_stop_reason(client, provider):
     t = Translator(client=client, provider=provider)
     t.request(client_body(client, stream=False))
     resp = ir.Response("resp_1", MODEL, ANSWER, ir.TOOL_USE, usage=ir.Usage(12, 7))
-    provider_json = orjson.dumps(protocols.get(provider).entry.encode_response(resp, MODEL))
-    answer = orjson.dumps(t.response(provider_json))
+    provider_json = protocols.get(provider).entry.encode_response(resp, MODEL, ir_request(False))
+    answer = t.response(provider_json)
     back = adapter(client).decode_response(answer, ir_request(False))
     assert [b for b in back.content if isinstance(b, (ir.TextBlock, ir.ToolUseBlock))] == ANSWER
     assert back.stop_reason == ir.TOOL_USE

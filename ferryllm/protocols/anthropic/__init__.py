@@ -2,10 +2,16 @@
 adapter (`type = "anthropic"`)."""
 from __future__ import annotations
 
+import orjson
+
 from .. import COUNT_TOKENS, Entry, EntryRoute, Protocol
 from . import entry
 from .adapter import AnthropicAdapter
 from .entry_stream import PING, StreamEncoder
+
+
+def _encode_response(resp, display_model: str, req) -> bytes:
+    return orjson.dumps(entry.encode_response(resp, display_model))
 
 
 def _stream_encoder(req, display_model: str) -> StreamEncoder:
@@ -22,7 +28,7 @@ PROTOCOL = Protocol(
             EntryRoute("POST", "/v1/messages/count_tokens", COUNT_TOKENS,
                        decode=lambda body, http: entry.decode_count_tokens(body, http.headers)),
         ),
-        encode_response=entry.encode_response,
+        encode_response=_encode_response,
         stream_encoder=_stream_encoder,
         error_body=entry.error_body,
         ping=PING,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import orjson
+
 from .. import MODELS, Entry, EntryRoute, Protocol
 from . import entry
 from .adapter import OpenAIAdapter
@@ -14,8 +16,8 @@ def _stream_encoder(req, display_model: str) -> StreamEncoder:
     return StreamEncoder(display_model, req.include_usage, created=int(time.time()))
 
 
-def _encode_response(resp, display_model: str) -> dict:
-    return entry.encode_response(resp, display_model, created=int(time.time()))
+def _encode_response(resp, display_model: str, req) -> bytes:
+    return orjson.dumps(entry.encode_response(resp, display_model, created=int(time.time())))
 
 
 def _encode_models(rows: list[dict]) -> dict:

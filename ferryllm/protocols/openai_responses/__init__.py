@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import orjson
-
 from .. import Entry, EntryRoute, Protocol
 from . import entry, output
 from .entry_stream import StreamEncoder
@@ -15,12 +13,8 @@ def _stream_encoder(req, display_model: str) -> StreamEncoder:
     return StreamEncoder(display_model, req.entry_context, created=int(time.time()))
 
 
-def _encode_body(resp, display_model: str, req) -> bytes:
+def _encode_response(resp, display_model: str, req) -> bytes:
     return output.encode_response(resp, display_model, req, created=int(time.time()))
-
-
-def _encode_response(resp, display_model: str) -> dict:
-    return orjson.loads(output.encode_response(resp, display_model, created=int(time.time())))
 
 
 def _decode(body, http):
@@ -34,7 +28,6 @@ PROTOCOL = Protocol(
         routes=(EntryRoute("POST", "/v1/responses", decode=_decode),
                 EntryRoute("POST", "/responses", decode=_decode)),
         encode_response=_encode_response,
-        encode_body=_encode_body,
         stream_encoder=_stream_encoder,
         error_body=entry.error_body,
         ping=StreamEncoder.PING,

@@ -115,9 +115,10 @@ class StreamEncoder:
         return orjson.dumps({"error": str(err)}) + b"\n"
 
 
-def encode_response(resp: ir.Response, display_model: str) -> dict:
-    return {"model": display_model, "output_tokens": resp.usage.output_tokens,
-            "text": "".join(b.text for b in resp.content if isinstance(b, ir.TextBlock))}
+def encode_response(resp: ir.Response, display_model: str, req: ir.Request) -> bytes:
+    return orjson.dumps({"model": display_model, "output_tokens": resp.usage.output_tokens,
+                         "text": "".join(b.text for b in resp.content
+                                         if isinstance(b, ir.TextBlock))})
 
 
 PROTOCOL = Protocol(
