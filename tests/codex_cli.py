@@ -27,7 +27,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.npm_cli import CACHE, CLIUnavailable, npm_cli, version_of
+from tests.npm_cli import CACHE, ROOT, CLIUnavailable, npm_cli, version_of
 
 PINNED_VERSION = "0.171.0"
 PACKAGE = "@openai/codex"
@@ -39,6 +39,7 @@ KEY = "sk-codex-test-key"
 PROVIDER = "ferry"
 MODEL = "ferry-coder"
 CodexUnavailable = CLIUnavailable
+EXAMPLE_CATALOG = ROOT / "examples" / "codex" / "ferry-models.json"
 
 TRIPLES = {("Linux", "x86_64"): ("linux-x64", "x86_64-unknown-linux-musl"),
            ("Linux", "aarch64"): ("linux-arm64", "aarch64-unknown-linux-musl"),
@@ -84,23 +85,12 @@ def codex_command() -> list[str]:
 # ---------------------------------------------------------------- configuration
 
 
-def catalog_entry(model: str, context_window: int = 128_000) -> dict:
+def catalog_entry(model: str) -> dict:
     """A model catalog entry (`model_catalog_json`) that gives an unknown model name Codex's
-    full tool set: `unified_exec` shell tools and the freeform `apply_patch` tool."""
-    return {
-        "slug": model, "display_name": model, "description": "served through ferryllm",
-        "default_reasoning_level": "medium",
-        "supported_reasoning_levels": [{"effort": e, "description": e}
-                                       for e in ("low", "medium", "high")],
-        "shell_type": "unified_exec", "visibility": "list", "supported_in_api": True,
-        "priority": 1, "upgrade": None,
-        "base_instructions": "You are Codex, a coding agent. Use the tools to run commands "
-                             "and to edit files with apply_patch.",
-        "supports_reasoning_summaries": True, "support_verbosity": False,
-        "default_verbosity": None, "apply_patch_tool_type": "freeform",
-        "truncation_policy": {"mode": "tokens", "limit": 10_000},
-        "context_window": context_window, "experimental_supported_tools": [],
-    }
+    full tool set (`unified_exec` shell tools and the freeform `apply_patch` tool): the first
+    entry of the documented example, `examples/codex/ferry-models.json`, renamed."""
+    entry = orjson.loads(EXAMPLE_CATALOG.read_bytes())["models"][0]
+    return {**entry, "slug": model, "display_name": model}
 
 
 def config_toml(base_url: str, model: str = MODEL, catalog: Path | None = None,
@@ -148,22 +138,25 @@ class CodexRun:
 
 async def run_codex(codex: list[str], base_url: str, prompt: str, tmp: Path, *,
                     model: str = MODEL, full_tools: bool = True, bare: bool = False,
+                    config: str | None = None, env: dict[str, str] | None = None,
                     timeout: float = RUN_TIMEOUT) -> CodexRun:
     """Run `codex exec PROMPT` in `tmp/work` against the Responses API at `base_url`.
 
     Async (the gateway and mocks live in the test's event loop); the CLI gets its own process
-    group, killed whole on timeout. `tmp/work` may be prepared before the call (files to patch).
+    group, killed whole on timeout. `tmp/work` may be prepared before the call (files to patch),
+    and so may `tmp/home/.codex` when `config` (the text of a `config.toml`) is given.
     """
     home, codex_home, work = tmp / "home", tmp / "home" / ".codex", tmp / "work"
     codex_home.mkdir(parents=True, exist_ok=True)
     work.mkdir(exist_ok=True)
     catalog = None
-    if full_tools:
+    if full_tools and config is None:
         catalog = codex_home / "ferry-models.json"
         catalog.write_bytes(orjson.dumps({"models": [catalog_entry(model)]}))
-    (codex_home / "config.toml").write_text(config_toml(base_url, model, catalog, bare))
+    (codex_home / "config.toml").write_text(config or config_toml(base_url, model, catalog, bare))
     last = tmp / "last-message.txt"
     env = {
+        **(env or {}),
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "HOME": str(home), "CODEX_HOME": str(codex_home), "SHELL": "/bin/bash",
         "TERM": "dumb", "NO_COLOR": "1", "LANG": "C.UTF-8", "TMPDIR": str(tmp),

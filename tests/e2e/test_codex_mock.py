@@ -12,8 +12,10 @@ import pytest
 from tests.codex_cli import CodexUnavailable, codex_command, run_codex
 from tests.mock_responses import (ResponsesMock, custom_call, function_call, reasoning, text,
                                   turn)
+from tests.npm_cli import ROOT
 
 pytestmark = pytest.mark.codex
+EXAMPLES = ROOT / "examples" / "codex"
 
 PATCH = ("*** Begin Patch\n*** Update File: notes.txt\n@@\n-the ferry leaves at nine\n"
          "+the ferry leaves at ten\n*** End Patch\n")
@@ -99,3 +101,27 @@ async def test_two_parallel_calls(codex, serve, tmp_path):
     calls = [orjson.loads(i["arguments"])["cmd"] for i in second["input"]
              if i.get("type") == "function_call"]
     assert calls == ["echo port-side", "echo starboard-side"]
+
+
+async def test_documented_config_sends_the_full_tool_set(codex, serve, tmp_path):
+    """docs/codex.md's files as they are (examples/codex/): Codex knows the model name from the
+    catalog next to config.toml and sends `apply_patch` as a freeform tool."""
+    mock = ResponsesMock(turn(text("Configured.")))
+    url = await serve(mock)
+    codex_home = tmp_path / "home" / ".codex"
+    codex_home.mkdir(parents=True)
+    (codex_home / "ferry-models.json").write_bytes((EXAMPLES / "ferry-models.json").read_bytes())
+    config = (EXAMPLES / "config.toml").read_text()
+    assert 'base_url = "http://127.0.0.1:3000/v1"' in config
+    config = config.replace("http://127.0.0.1:3000", url)
+    run = await run_codex(codex, url, "Say hello.", tmp_path, config=config,
+                          env={"FERRYLLM_API_KEY": "client-key"})
+    assert run.code == 0, run.explain()
+    assert "not found. Defaulting to fallback metadata" not in run.stderr
+    (body,) = check_all_accepted(mock, 1)
+    assert body["model"] == "ferry-coder"
+    assert mock.seen[0].headers["Authorization"] == "Bearer client-key"
+    tools = {t.get("name"): t for t in body["tools"]}
+    assert tools["apply_patch"]["type"] == "custom"
+    assert tools["apply_patch"]["format"]["type"] == "grammar"
+    assert body["reasoning"]["effort"] == "medium"
