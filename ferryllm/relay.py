@@ -248,6 +248,8 @@ class Relay:
             outcome.usage = ir_resp.usage
             if prepared.native_protocol == adapter.protocol == proto.name:
                 body = orjson.loads(raw)
+                if "model" not in body:  # a protocol that names the model in the URL
+                    return raw
                 body["model"] = route.display_model
                 return orjson.dumps(body)
             return proto.entry.encode_response(ir_resp, route.display_model, prepared)

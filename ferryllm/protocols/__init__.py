@@ -32,6 +32,7 @@ BUILTINS = {
     "anthropic": "ferryllm.protocols.anthropic",
     "openai": "ferryllm.protocols.openai",
     "openai_responses": "ferryllm.protocols.openai_responses",
+    "gemini": "ferryllm.protocols.gemini",
 }
 
 # route kinds the server knows how to run
