@@ -68,7 +68,53 @@ SEEDS: dict[str, list[dict]] = {
                              {"model": "m", "messages": [{"role": "user", "content": "hi"}]}],
 }
 
-URLS: dict[str, str] = {}
+_GEMINI_CHAT = {
+    "systemInstruction": {"role": "user", "parts": [{"text": "You are terse."}]},
+    "contents": [
+        {"role": "user", "parts": [{"text": "Weather in Oslo?"},
+                                   {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}}]},
+        {"role": "model", "parts": [
+            {"text": "look it up", "thought": True},
+            {"functionCall": {"id": "c1", "name": "get_weather", "args": {"city": "Oslo"}},
+             "thoughtSignature": "U0lHMQ=="}]},
+        {"role": "user", "parts": [
+            {"functionResponse": {"id": "c1", "name": "get_weather", "response": {"output": "rain"}}},
+            {"text": "And tomorrow?"}]}],
+    "tools": [{"functionDeclarations": [
+        {"name": "get_weather", "description": "Weather",
+         "parameters": {"type": "OBJECT", "properties": {"city": {"type": "STRING", "nullable": True}},
+                        "required": ["city"]}},
+        {"name": "lookup", "parametersJsonSchema": _TOOL["input_schema"]}]},
+        {"googleSearch": {}}],
+    "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}},
+    "generationConfig": {"maxOutputTokens": 64, "temperature": 0.5, "topP": 0.9, "topK": 40,
+                         "stopSequences": ["END"], "candidateCount": 1,
+                         "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 2048},
+                         "responseMimeType": "application/json",
+                         "responseSchema": {"type": "OBJECT", "properties": {"x": {"type": "NUMBER"}}}},
+}
+_GEMINI_SNAKE = {
+    "system_instruction": {"parts": [{"text": "s"}]},
+    "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+    "generation_config": {"max_output_tokens": 8,
+                          "thinking_config": {"include_thoughts": True, "thinking_level": "low"}},
+}
+for _version in ("v1beta", "v1"):
+    _chat = f"/{_version}/models/{{model:[^:]+}}:{{action:generateContent|streamGenerateContent}}"
+    SEEDS[_chat] = [_GEMINI_CHAT, _GEMINI_SNAKE]
+    SEEDS[f"/{_version}/models/{{model:[^:]+}}:countTokens"] = [
+        {"contents": _GEMINI_CHAT["contents"]},
+        {"generateContentRequest": {**_GEMINI_CHAT, "model": "models/m"}}]
+
+# `{model}` is filled with the body's model (escaped) by the fuzzer
+URLS: dict[str, str] = {
+    "/v1beta/models/{model:[^:]+}:{action:generateContent|streamGenerateContent}":
+        "/v1beta/models/{model}:generateContent",
+    "/v1/models/{model:[^:]+}:{action:generateContent|streamGenerateContent}":
+        "/v1/models/{model}:streamGenerateContent?alt=sse",
+    "/v1beta/models/{model:[^:]+}:countTokens": "/v1beta/models/{model}:countTokens",
+    "/v1/models/{model:[^:]+}:countTokens": "/v1/models/{model}:countTokens",
+}
 
 
 # ---------------------------------------------------------------- the mock provider's answers
@@ -100,7 +146,22 @@ _ANTHROPIC_SSE = (
     b'"stop_sequence":null},"usage":{"output_tokens":1}}\n\n'
     b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
 
+_GEMINI_JSON = {"candidates": [{"content": {"role": "model", "parts": [{"text": "ok"}]},
+                                 "finishReason": "STOP", "index": 0}],
+                 "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1,
+                                   "totalTokenCount": 4},
+                 "modelVersion": "b", "responseId": "r1"}
+_GEMINI_SSE = (b'data: {"candidates":[{"content":{"role":"model","parts":[{"text":"ok"}]},'
+               b'"index":0}],"modelVersion":"b","responseId":"r1"}\r\n\r\n'
+               b'data: {"candidates":[{"content":{"role":"model","parts":[{"text":""}]},'
+               b'"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":3,'
+               b'"candidatesTokenCount":1,"totalTokenCount":4},"modelVersion":"b",'
+               b'"responseId":"r1"}\r\n\r\n')
+
 PROVIDER_REPLIES: dict[str, tuple[dict, bytes]] = {
+    "/v1beta/models/*:generateContent": (_GEMINI_JSON, b""),
+    "/v1beta/models/*:streamGenerateContent": (_GEMINI_JSON, _GEMINI_SSE),
+    "/v1beta/models/*:countTokens": ({"totalTokens": 3}, b""),
     "/v1/chat/completions": (_OPENAI_JSON, _OPENAI_SSE),
     "/v1/messages": (_ANTHROPIC_JSON, _ANTHROPIC_SSE),
     "/v1/messages/count_tokens": ({"input_tokens": 3}, b""),

@@ -20,7 +20,7 @@ import http.client
 import os
 import re
 import threading
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import orjson
 import pytest
@@ -216,13 +216,18 @@ def _shape(value):
     return {k: _shape(v) for k, v in value.items()} if isinstance(value, dict) else None
 
 
-def _url(route) -> str:
-    return URLS.get(route.path) or re.sub(r"\{[^}]*\}", "fuzz-model", route.path)
+def _url(route, body=None) -> str:
+    """The route's concrete URL; a `{model}` in it (a protocol that names the model in the URL)
+    is the body's model, escaped, so the request is routed like the body says."""
+    url = URLS.get(route.path) or re.sub(r"\{[^}]*\}", "fuzz-model", route.path)
+    model = body.get("model") if isinstance(body, dict) else None
+    return url.replace("{model}", quote(model if isinstance(model, str) and model else
+                                        "fuzz-model", safe=""))
 
 
 def check(port: int, proto, route, body, raw: bytes | None = None) -> None:
     raw = orjson.dumps(body) if raw is None else raw
-    status, answer = post(port, _url(route), raw)
+    status, answer = post(port, _url(route, body), raw)
     shown = raw[:600].decode(errors="replace")
     assert status < 500, f"{route.path} answered {status}: {answer[:500]!r}\nbody: {shown}"
     assert b"internal gateway error" not in answer, f"{route.path}: {answer[:500]!r}\nbody: {shown}"
@@ -234,7 +239,8 @@ def check(port: int, proto, route, body, raw: bytes | None = None) -> None:
 def still_serving(port: int, route) -> None:
     for seed in SEEDS.get(route.path, ()):
         for model in MODELS:
-            status, answer = post(port, _url(route), orjson.dumps({**seed, "model": model}))
+            body = {**seed, "model": model}
+            status, answer = post(port, _url(route, body), orjson.dumps(body))
             assert status == 200, f"{route.path} via {model}: {status} {answer[:500]!r}"
 
 
@@ -280,5 +286,6 @@ def test_deep_nesting_never_5xx(port, proto, route, depth):
     for seed in SEEDS.get(route.path, ()):
         for model in MODELS:
             head = orjson.dumps({**seed, "model": model})[:-1]
-            check(port, proto, route, None, head + b',"fuzz_deep":' + deep + b"}")
-            check(port, proto, route, None, head + b',"metadata":{"x":' + deep + b"}}")
+            where = {"model": model}  # the URL of a protocol that names the model there
+            check(port, proto, route, where, head + b',"fuzz_deep":' + deep + b"}")
+            check(port, proto, route, where, head + b',"metadata":{"x":' + deep + b"}}")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ferryllm import protocols
+
 from ferryllm.config import (
     AuthConfig, Config, ConfigError, LoggingConfig, MetricsConfig, PromptCacheConfig,
     ServerConfig, check_listen, load_config, normalise_base_url, parse_config,
@@ -229,6 +231,7 @@ def provider(extra: str = "", *, name: str = "a", type_: str = "openai",
             f"{key}\n{extra}\n")
 
 
+TYPES = ", ".join(protocols.provider_types())  # every registered protocol with an adapter
 ROUTE_A = '[[routes]]\nmatch = "*"\nprovider = "a"\n'
 
 PROVIDER_CASES = [
@@ -238,9 +241,9 @@ PROVIDER_CASES = [
     (provider(base_url="https://x:99999"), "providers[0].base_url: must be an http(s) URL"),
     (provider(base_url="https://x?a=1"), "providers[0].base_url: must not have a query"),
     (provider(type_="bogus"),
-     'providers[0].type: expected one of anthropic, openai'),
+     f'providers[0].type: expected one of {TYPES}'),
     (provider(type_="cohere"),
-     'providers[0].type: expected one of anthropic, openai; got "cohere"'),
+     f'providers[0].type: expected one of {TYPES}; got "cohere"'),
     (provider(name=""), "providers[0].name: must not be empty"),
     (provider(key=""), "providers[0]: no key source is set; set exactly one of api_key, "
                        "api_key_env, api_key_file"),

@@ -5,6 +5,9 @@ encodes an IR request into that protocol's request body (what its clients send t
 encodes IR answers into that protocol's answers (what its providers send too)."""
 from __future__ import annotations
 
+import re
+from urllib.parse import unquote, urlsplit
+
 import orjson
 import pytest
 
@@ -38,9 +41,23 @@ def client_body(client: str, stream: bool) -> dict:
     return orjson.loads(adapter(client).encode_request(ir_request(stream)))
 
 
-def decode_with_entry(name: str, body: bytes) -> ir.Request:
+# the client's request line: a protocol that names the model in the URL reads it here
+CLIENT_HTTP = HttpView(match_info={"model": MODEL})
+
+
+def path_params(route_path: str, url: str) -> dict[str, str]:
+    """The `{name}` / `{name:regex}` parameters of an aiohttp route path, read from `url`."""
+    pattern = re.sub(r"\{(\w+)(?::([^{}]*))?\}",
+                     lambda m: f"(?P<{m[1]}>{m[2] or '[^/]+'})", route_path)
+    found = re.fullmatch(pattern, urlsplit(url).path)
+    return {k: unquote(v) for k, v in found.groupdict().items()} if found else {}
+
+
+def decode_with_entry(name: str, body: bytes, url: str) -> ir.Request:
+    """An upstream request as the provider protocol's own entry reads it (body and URL)."""
     route = next(r for r in protocols.get(name).entry.routes if r.kind == CHAT)
-    return route.decode(orjson.loads(body), HttpView(match_info={"model": MODEL}))
+    params = path_params(route.path, url) or {"model": MODEL}
+    return route.decode(orjson.loads(body), HttpView(match_info=params))
 
 
 ANSWER = [ir.TextBlock("Let me look — ☀"),
@@ -72,8 +89,9 @@ def summary(events) -> tuple:
 
 @pytest.mark.parametrize(("client", "provider"), PAIRS)
 def test_request_keeps_messages_tools_and_model(client, provider):
-    t = Translator(client=client, provider=provider, model="backend-y")
-    upstream = decode_with_entry(provider, t.request(client_body(client, stream=False)))
+    t = Translator(client=client, provider=provider, model="backend-y", http=CLIENT_HTTP)
+    raw = t.request(client_body(client, stream=False))
+    upstream = decode_with_entry(provider, raw, t.endpoint())
     assert upstream.model == "backend-y" and t.display_model == MODEL
     assert [b.text for m in upstream.messages for b in m.content] == ["Weather in Paris? é 😀"]
     assert [t.text for t in upstream.system] == ["Be terse."]
@@ -83,7 +101,7 @@ def test_request_keeps_messages_tools_and_model(client, provider):
 
 @pytest.mark.parametrize(("client", "provider"), PAIRS)
 def test_json_answer_keeps_text_tool_calls_and_stop_reason(client, provider):
-    t = Translator(client=client, provider=provider)
+    t = Translator(client=client, provider=provider, http=CLIENT_HTTP)
     t.request(client_body(client, stream=False))
     resp = ir.Response("resp_1", MODEL, ANSWER, ir.TOOL_USE, usage=ir.Usage(12, 7))
     provider_json = protocols.get(provider).entry.encode_response(resp, MODEL, ir_request(False))
@@ -100,7 +118,7 @@ def test_stream_in_every_chunking_gives_one_answer(client, provider):
     expected = ("Let me look — ☀", [("call_abc123", "get_weather", {"city": "Paris"})],
                 ir.TOOL_USE)
     for chunks in chunkings(provider_bytes):
-        t = Translator(client=client, provider=provider, stream=True)
+        t = Translator(client=client, provider=provider, stream=True, http=CLIENT_HTTP)
         t.request(client_body(client, stream=True))
         stream = t.stream()
         client_bytes = b"".join(stream.feed(c) for c in chunks) + stream.close()

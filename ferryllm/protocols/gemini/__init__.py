@@ -15,7 +15,8 @@ _COUNT = "/{version}/models/{{model:[^:]+}}:countTokens"
 
 
 def _decode(body, http):
-    stream = http.match_info["action"] == "streamGenerateContent"
+    # no action (the library's `Translator` gives only the model): generateContent
+    stream = http.match_info.get("action") == "streamGenerateContent"
     if stream and http.query.get("alt") != "sse":
         raise InvalidRequest("streamGenerateContent is served as server-sent events only: add "
                              "?alt=sse to the URL (a JSON-array stream is not supported)",
