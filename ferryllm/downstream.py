@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 
 from .errors import GatewayError, UpstreamError
-from .ir import MessageStop
+from .ir import MessageStart, MessageStop, TextDelta, ThinkingDelta, ToolArgsDelta, Usage
 
 if TYPE_CHECKING:
     from .relay import Outcome
@@ -139,6 +139,41 @@ class ModelRewriter:
 
 
 
+class PartialUsage:
+    """What a stream cut short used, for a client's token rate and budget (the provider charges
+    it too): the usage its `MessageStart` reported plus the output sent so far, estimated from
+    its text; input tokens estimated from the request when the provider reported none. Fed only
+    for clients with token limits (`Outcome.partial`)."""
+
+    __slots__ = ("request", "start", "chars")
+
+    def __init__(self, request) -> None:
+        self.request, self.start, self.chars = request, None, 0
+
+    def feed(self, events: list) -> None:
+        for ev in events:
+            cls = ev.__class__
+            if cls is TextDelta:
+                self.chars += len(ev.text)
+            elif cls is ToolArgsDelta:
+                self.chars += len(ev.partial_json)
+            elif cls is ThinkingDelta:
+                self.chars += len(ev.thinking)
+            elif cls is MessageStart:
+                self.start = ev.usage
+
+    def usage(self) -> Usage | None:
+        """None when nothing came back (the provider was not reached or sent nothing)."""
+        if self.start is None and not self.chars:
+            return None
+        from .tokens import count_tokens
+        start = self.start or Usage()
+        known_input = start.prompt_tokens
+        return Usage(start.input_tokens if known_input else count_tokens(self.request),
+                     max(start.output_tokens, (self.chars + 3) // 4),
+                     start.cache_read_input_tokens, start.cache_creation_input_tokens)
+
+
 class StreamOutput:
     """The client side of one stream attempt: translated (an entry `StreamEncoder`) or passed
     through (the provider's bytes, `model` rewritten). Stamps TTFT and usage on the outcome."""
@@ -169,6 +204,8 @@ class StreamOutput:
         if not client.committed:
             client.committed = True
             self.outcome.ttft = self.loop.time() - self.started
+        if events and self.outcome.partial is not None:
+            self.outcome.partial.feed(events)
         if events and events[-1].__class__ is MessageStop:
             self.outcome.usage = events[-2].usage
             if self.rewriter is not None:

@@ -46,6 +46,7 @@ class Outcome:
     error_kind: str | None = None
     started: float = 0.0  # loop time the request started (streams: the base of `ttft`)
     client: Any = None  # the admitted client's `ClientLimits` (its id goes to the access log)
+    partial: Any = None  # a `PartialUsage` when the client's tokens are metered
 
 
 class Relay:

@@ -26,7 +26,7 @@ from .errors import GatewayError, InvalidRequest, NotFound, RequestTooLarge
 from .limits import Admission, Backoff, Breakers
 from .loop import event_loop_factory, tune_gc
 from .metrics import Metrics
-from .downstream import SSE_HEADERS, KeepAlive
+from .downstream import SSE_HEADERS, KeepAlive, PartialUsage
 from .protocols import CHAT, COUNT_TOKENS, MODELS, EntryRoute, Protocol
 from .relay import Outcome, Relay, access_record, internal_error, upstream_error
 from .router import Router
@@ -68,7 +68,8 @@ class Gateway:
         self.access = AccessLog(config.logging.format)
         self.relay = Relay(config, self.adapters, self.transport, self.breakers,
                            Backoff(config.server.retry_backoff_ms, config.server.retry_backoff_max_ms),
-                           self.metrics, self.keepalive, key_adapters=key_adapters)
+                           self.metrics, self.keepalive, key_adapters=key_adapters,
+                           cooldowns=self.shared.cooldowns if self.shared else None)
         self.body_limit = int(config.server.body_limit_mb * 1024 * 1024)
 
     async def admit(self, request: web.Request, proto: Protocol):
@@ -161,6 +162,10 @@ async def _chat(request: web.Request, proto: Protocol, decode) -> web.StreamResp
         body = await _read_json(request, gw.body_limit, gw.config.server.request_timeout_secs)
         req = decode(body, request)
         display_model, stream = req.model, req.stream
+        client = ticket.client
+        if stream and client is not None and (client.tokens_per_minute or
+                                              client.daily_token_budget):
+            outcome.partial = PartialUsage(req)  # a stream cut short counts too
         route = gw.router.resolve(req.model)
         if stream:
             headers = {**SSE_HEADERS, "content-type": proto.entry.stream_content_type,
@@ -183,14 +188,17 @@ async def _chat(request: web.Request, proto: Protocol, decode) -> web.StreamResp
             log.warning("request %s failed: %s", request_id, err.message)
         return _error_response(proto, err, request_id)
     finally:
+        usage = outcome.usage
+        if usage is None and outcome.partial is not None:
+            usage = outcome.partial.usage()  # cut short: what was used so far, estimated
         if ticket is not None:
-            ticket.release(outcome.usage, time.monotonic(), time.time())
+            ticket.release(usage, time.monotonic(), time.time())
         duration = loop.time() - started
         gw.metrics.request_finished(proto.name, outcome.provider, status, duration, outcome.ttft)
         if outcome.usage is not None and outcome.provider:
             gw.metrics.tokens(outcome.provider, outcome.usage)
         if outcome.client is not None and outcome.client.name is not None:
-            gw.metrics.client_finished(outcome.client.name, status, outcome.usage)
+            gw.metrics.client_finished(outcome.client.name, status, usage)
         if gw.access.enabled():
             gw.access.write(access_record(request_id, proto.name, display_model, stream, status,
                                           outcome, duration))

@@ -27,10 +27,11 @@ local function store(key, tokens, per_min, rate)
 end
 """
 
-# KEYS: global bucket, global leases, client bucket, client leases, client tpm, breakers hash
+# KEYS: global bucket, global leases, client bucket, client leases, client tpm, fleet hash
 # ARGV: lease member, lease ttl ms, global rate/min, global cap, client rate/min, client cap,
-#       client tokens/min, client daily budget, client usage key prefix, known breaker version
-# → {1|0, reason, limit, wait ms, breaker version, breaker fields or {}, Redis time ms}
+#       client tokens/min, client daily budget, client usage key prefix, known fleet version
+# → {1|0, reason, limit, wait ms, fleet version, fleet fields (when the version moved) or {},
+#    Redis time ms}
 ADMIT = _PRELUDE + """
 local member, ttl = ARGV[1], tonumber(ARGV[2])
 local grate, gcap, crate, ccap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -113,10 +114,11 @@ end
 return 1
 """
 
-# The breakers hash: per provider P the fields P|s (state), P|f (consecutive failures),
-# P|o (opened at, ms), P|q (probe admitted at, ms); `_v` is bumped on every change, so an
-# instance learns the fleet's breakers from the admission it makes anyway.
-# KEYS: breakers hash; ARGV: provider, verb, threshold, cooldown ms, probe timeout ms
+# The fleet hash: per provider P the breaker fields P|s (state), P|f (consecutive failures),
+# P|o (opened at, ms), P|q (probe admitted at, ms), and per pool key L of P the field P#L (its
+# cooldown's end, ms); `_v` is bumped on every change, so an instance learns the fleet's breakers
+# and cooldowns from the admission it makes anyway.
+# KEYS: fleet hash; ARGV: provider, verb, threshold, cooldown ms, probe timeout ms
 # verb: allow | failure | success | release → {allowed (0/1), state, failures, ms left open}
 BREAKER = _PRELUDE + """
 local p, verb = ARGV[1], ARGV[2]
@@ -152,4 +154,25 @@ if changed then redis.call('HINCRBY', h, '_v', 1) end
 local left = 0
 if state == 'open' then left = math.max(0, cooldown - (now - opened)) end
 return {allowed, state, failures, left}
+"""
+
+# KEYS: fleet hash; ARGV: provider, key label, seconds → ms the key now cools. Never shortens a
+# longer cooldown; drops the provider's cooldowns that are over.
+COOL = _PRELUDE + """
+local h, field = KEYS[1], ARGV[1] .. '#' .. ARGV[2]
+local want = now + math.ceil(tonumber(ARGV[3]) * 1000)
+local until_ = tonumber(redis.call('HGET', h, field) or '0')
+if want > until_ then
+  until_ = want
+  redis.call('HSET', h, field, until_)
+end
+local all = redis.call('HGETALL', h)
+for i = 1, #all, 2 do
+  local f = all[i]
+  if string.sub(f, 1, #ARGV[1] + 1) == ARGV[1] .. '#' and tonumber(all[i + 1]) <= now then
+    redis.call('HDEL', h, f)
+  end
+end
+redis.call('HINCRBY', h, '_v', 1)
+return until_ - now
 """

@@ -52,9 +52,10 @@ class SharedState:
         self._finish = self.redis.register_script(shared_scripts.FINISH)
         self._renew = self.redis.register_script(shared_scripts.RENEW)
         self._breaker = self.redis.register_script(shared_scripts.BREAKER)
+        self._cool = self.redis.register_script(shared_scripts.COOL)
         p = s.key_prefix
         self.prefix = p
-        self.k_rate, self.k_leases, self.k_breakers = f"{p}:rate", f"{p}:leases", f"{p}:breakers"
+        self.k_rate, self.k_leases, self.k_fleet = f"{p}:rate", f"{p}:leases", f"{p}:fleet"
         self._instance = uuid.uuid4().hex[:12]  # built after fork: one per worker
         self._ids = itertools.count(1)
         self.leases: dict[str, tuple[str, ...]] = {}  # live lease member → the sets holding it
@@ -63,7 +64,8 @@ class SharedState:
         self._renewer: asyncio.Task | None = None
         self._prober: asyncio.Task | None = None
         self._client_keys: dict[str, tuple[str, str, str, str]] = {}
-        self.breaker_version = b""
+        self.fleet_version = b""
+        self.cooldowns = SharedCooldowns(self)
         self.breakers: dict[str, SharedBreaker] = {}
         if breakers.enabled:
             for name, local_breaker in breakers:
@@ -78,7 +80,7 @@ class SharedState:
         self._renewer = asyncio.create_task(self._renew_forever())
         try:
             async with asyncio.timeout(max(self.timeout, STARTUP_TIMEOUT)):
-                for script in (self._admit, self._finish, self._renew, self._breaker):
+                for script in (self._admit, self._finish, self._renew, self._breaker, self._cool):
                     script.sha = await self.redis.script_load(script.script)
         except (RedisError, OSError, TimeoutError) as exc:
             self._down(exc)
@@ -127,7 +129,7 @@ class SharedState:
             except (RedisError, OSError, TimeoutError):
                 continue
             self.up = True
-            self.breaker_version = b""  # learn the fleet's breakers again
+            self.fleet_version = b""  # learn the fleet's breakers and cooldowns again
             self.metrics.shared_state_up(True)
             log.warning("shared state available again; limits are shared")
             return
@@ -163,16 +165,16 @@ class SharedState:
         gcap = server.global_permits.limit or 0
         ccap = (client.max_concurrent or 0) if client else 0
         reply = await self.call(self._admit, (self.k_rate, self.k_leases, rate, leases, tpm,
-                                              self.k_breakers), (
+                                              self.k_fleet), (
             member, self.ttl_ms, server.rate_per_minute or 0, gcap,
             (client.rate_per_minute or 0) if client else 0, ccap,
             (client.tokens_per_minute or 0) if client else 0,
-            (client.daily_token_budget or 0) if client else 0, usage, self.breaker_version))
+            (client.daily_token_budget or 0) if client else 0, usage, self.fleet_version))
         if reply is None:
             return self._fallback(client, now, wall)
         ok, reason, limit, wait_ms, version, fields, redis_now = reply
-        if version != self.breaker_version and fields:
-            self._learn_breakers(version, fields, redis_now)
+        if version != self.fleet_version:
+            self._learn(version, fields, redis_now, now)
         if not ok:
             raise refusal(reason.decode(), limit, wait_ms / 1000.0)
         held = tuple(k for k, cap in ((self.k_leases, gcap), (leases, ccap)) if cap)
@@ -199,11 +201,13 @@ class SharedState:
         self.spawn(self.call(self._finish, (self.k_leases, ticket.leases_key, ticket.tpm_key),
                              args))
 
-    # ---------------------------------------------------------------- breakers
+    # ---------------------------------------------------------------- breakers and cooldowns
 
-    def _learn_breakers(self, version: bytes, fields: list, redis_now: int) -> None:
-        self.breaker_version = version
+    def _learn(self, version: bytes, fields: list, redis_now: int, now: float) -> None:
+        """The fleet hash changed: mirror its breakers and cooldowns (times → local monotonic)."""
+        self.fleet_version = version
         flat = dict(zip(fields[::2], fields[1::2]))
+        self.cooldowns.learn(flat, redis_now, now)
         for name, breaker in self.breakers.items():
             b = name.encode()
             state = flat.get(b + b"|s", b"closed").decode()
@@ -279,7 +283,7 @@ class SharedBreaker:
         return bool(reply[0])
 
     async def _call(self, verb: str, now: float) -> Any:
-        reply = await self.store.call(self.store._breaker, (self.store.k_breakers,), (
+        reply = await self.store.call(self.store._breaker, (self.store.k_fleet,), (
             self.name, verb, self.threshold, self.cooldown_ms, self.probe_timeout_ms))
         if reply is not None:
             self._now = now
@@ -313,3 +317,41 @@ class SharedBreaker:
         if not self.store.up:
             return self.local.is_open(now)
         return self._state == OPEN and now < self._open_until
+
+
+class SharedCooldowns:
+    """The key pools' `CooldownStore` for the fleet: `cool()` is one round trip (`COOL`, on a
+    429); `remaining()` reads this instance's mirror of the fleet hash, learnt from the admission
+    every request makes anyway, so a cooldown set by one instance holds on every other from its
+    next request on, and choosing a key costs no round trip. While Redis is down (or for a
+    cooldown Redis could not take), the local store decides."""
+
+    def __init__(self, store: SharedState) -> None:
+        from .limits import LocalCooldowns
+        self.store, self.local = store, LocalCooldowns()
+        self._until: dict[tuple[str, str], float] = {}  # (provider, label) → monotonic end
+
+    def learn(self, flat: dict[bytes, bytes], redis_now: int, now: float) -> None:
+        until = {}
+        for field, value in flat.items():
+            provider, sep, label = field.decode().partition("#")
+            if sep and (left := int(value) - redis_now) > 0:
+                until[provider, label] = now + left / 1000.0
+        self._until = until
+
+    async def remaining(self, provider: str, labels: Any, now: float) -> list[float]:
+        local = await self.local.remaining(provider, labels, now)
+        if not self.store.up:
+            return local
+        until = self._until
+        return [max(mine, until.get((provider, label), 0.0) - now)
+                for mine, label in zip(local, labels)]
+
+    async def cool(self, provider: str, label: str, seconds: float, now: float) -> float:
+        reply = await self.store.call(self.store._cool, (self.store.k_fleet,),
+                                      (provider, label, seconds))
+        if reply is None:
+            return await self.local.cool(provider, label, seconds, now)
+        left = int(reply) / 1000.0
+        self._until[provider, label] = now + left
+        return left

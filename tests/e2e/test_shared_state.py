@@ -16,6 +16,7 @@ import redis as sync_redis
 
 from ferryllm.config import AuthConfig, ClientConfig, SharedStateConfig
 from tests.conftest import make_config
+from tests.e2e.test_key_pools import pool_gateway  # noqa: F401 - fixture
 from tests.e2e.test_serve_process import write_config
 from tests.mockprovider import MockProvider, Reply, sse_frames
 from tests.streamsummary import FIXTURES
@@ -152,7 +153,7 @@ async def test_breaker_opened_by_one_instance_is_seen_by_the_other(gateway, prov
                                                  circuit_breaker_cooldown_secs=60), redis_server))
     assert (await post(a))[0] == 500
     assert (await post(a))[0] == 500
-    await until(lambda: r.hget("t:breakers", "a|s") == b"open", "the breaker open in Redis")
+    await until(lambda: r.hget("t:fleet", "a|s") == b"open", "the breaker open in Redis")
     seen = len(mock.received)
     status, _, body = await post(b)
     assert status == 503 and "circuit open" in body["error"]["message"]
@@ -168,16 +169,16 @@ async def test_half_open_admits_one_probe_for_the_whole_fleet(gateway, provider,
                                                  circuit_breaker_failures=1,
                                                  circuit_breaker_cooldown_secs=1), redis_server))
     assert (await post(a))[0] == 500
-    await until(lambda: r.hget("t:breakers", "a|s") == b"open", "open")
+    await until(lambda: r.hget("t:fleet", "a|s") == b"open", "open")
     mock.default = Reply(body=OK, delay=1.0)  # the probe takes a while
     seen = len(mock.received)
-    await until(lambda: r.hget("t:breakers", "a|s") == b"open" and
-                int(r.hget("t:breakers", "a|o")) + 1000 <= _redis_ms(r), "cooldown over")
+    await until(lambda: r.hget("t:fleet", "a|s") == b"open" and
+                int(r.hget("t:fleet", "a|o")) + 1000 <= _redis_ms(r), "cooldown over")
     results = await asyncio.gather(*(post(x) for x in (a, b, a, b, a, b)))
     statuses = sorted(s for s, _, _ in results)
     assert statuses == [200, 503, 503, 503, 503, 503]
     assert len(mock.received) == seen + 1
-    await until(lambda: r.hget("t:breakers", "a|s") == b"closed", "closed by the probe")
+    await until(lambda: r.hget("t:fleet", "a|s") == b"closed", "closed by the probe")
 
 
 def _redis_ms(r) -> int:
@@ -336,3 +337,33 @@ async def test_redis_failure_with_reject_answers_503_in_the_entry_shape(
     else:
         redis_server.start()
     await until(_ok(a), "served again once Redis answers")
+
+
+async def test_a_key_cooldown_set_by_one_instance_holds_on_the_other(pool_gateway, provider,
+                                                                     redis_server, r):
+    from tests.e2e.test_key_pools import KEY_A, KEY_B, keys_sent, pool_config, rate_limited
+    mock = MockProvider(Reply(body=OK))
+    mock.by_key[KEY_A] = rate_limited("30")
+    config = shared(pool_config(await provider(mock)), redis_server)
+    (a, _), (b, _) = await pool_gateway(config), await pool_gateway(config)
+    assert (await post(a))[0] == 200
+    assert keys_sent(mock) == [KEY_A, KEY_B]  # A: the 429 cooled key 0, moved on at once
+    assert 29_000 < int(r.hget("t:fleet", "p#0")) - _redis_ms(r) <= 30_000
+    assert (await post(b))[0] == 200
+    assert keys_sent(mock) == [KEY_A, KEY_B, KEY_B]  # B knew: straight to the second key
+    fleet = r.hgetall("t:fleet")
+    assert KEY_A.encode() not in b"".join(k + v for k, v in fleet.items())
+
+
+async def test_a_stream_cut_short_counts_against_the_budget(gateway, provider, redis_server, r):
+    mock = MockProvider(Reply(chunks=frames(), reset_after=5))  # dropped mid-text
+    url = await provider(mock)
+    a = await gateway(budget_config(url, redis_server, 1000))
+    async with aiohttp.ClientSession() as s:
+        async with s.post(a + "/v1/messages", json=STREAM,
+                          headers={"x-api-key": CLIENT_KEY}) as resp:
+            body = await resp.read()
+    assert resp.status == 200 and b"error" in body  # the cut, in-band
+    day = _redis_ms(r) // 86_400_000
+    await until(lambda: r.hget(f"t:c:team-a:usage:{day}", "input") == b"25", "the usage counted")
+    assert int(r.hget(f"t:c:team-a:usage:{day}", "output")) >= 1
