@@ -4,7 +4,8 @@ Runs the pinned CLI (tests/gemini_cli.py) against the Gemini mock (tests/mock_ge
 127.0.0.1 for each scenario below and writes every request it made to
 `tests/fixtures/gemini_cli/<scenario>.json`: method, path, query, headers (the key replaced by
 `<redacted>`, `content-length` dropped) and the parsed body, with the run's temporary paths
-replaced by `/tmp/gemini-cli/...`. `SHELL_PLAN` is also the model the direct CLI test talks to.
+replaced by `/tmp/gemini-cli/...`. `cli_plan` is the model of these scenarios for every
+provider protocol (tests/model_mocks.py).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from tests.gemini_cli import gemini_command, run_gemini
 from tests.mock_gemini import GeminiMock, Turn, calls, snake_get, text
+from tests.model_mocks import Call, Facts, Say
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gemini_cli"
 COMMAND = "echo ferry-boat | tr a-z A-Z"  # prints FERRY-BOAT: proof that a shell ran it
@@ -28,10 +30,25 @@ PLAIN_ANSWER = "Hello from the ferry mock: the crossing is calm."
 SECRET_HEADERS = ("x-goog-api-key", "authorization")
 
 
+def cli_plan(facts: Facts) -> Say | list[Call]:
+    """The model of the shell scenarios, for any provider protocol: calls run_shell_command once
+    (or twice in parallel) when the prompt asks and no result came back yet, then reports the
+    results; a plain answer otherwise."""
+    if facts.results:
+        outputs = " and ".join(r.strip() for r in facts.results)
+        return Say(f"The commands printed {outputs}; the ferry has arrived.")
+    if "run_shell_command" in facts.tools and ASK_TWO in facts.user_text:
+        return [Call("run_shell_command", {"command": COMMAND, "description": "Shout"}),
+                Call("run_shell_command", {"command": SECOND, "description": "Reverse"})]
+    if "run_shell_command" in facts.tools and ASK_ONE in facts.user_text:
+        return [Call("run_shell_command", {"command": COMMAND,
+                                           "description": "Print the ferry greeting"})]
+    return Say(PLAIN_ANSWER)
+
+
 def shell_plan(body: dict, model: str) -> Turn:
-    """A model for the shell scenarios: calls run_shell_command once (or twice in parallel) when
-    the prompt asks and no result came back yet, then reports the results; a plain answer else;
-    the router classifier (a JSON-mode request) gets its JSON."""
+    """`cli_plan` as a Gemini model (with thought summaries); the router classifier (a
+    JSON-mode request) gets its JSON."""
     config = snake_get(body, "generationConfig") or {}
     if snake_get(config, "responseMimeType") == "application/json":
         return text(json.dumps({"complexity_reasoning": "a greeting",
@@ -39,20 +56,15 @@ def shell_plan(body: dict, model: str) -> Turn:
     contents = snake_get(body, "contents")
     results = [snake_get(p, "functionResponse") for p in contents[-1].get("parts", [])
                if snake_get(p, "functionResponse")]
-    if results:
-        outputs = " and ".join(str(r.get("response", {}).get("output", "")).strip()
-                               for r in results)
-        return text(f"The commands printed {outputs}; the ferry has arrived.", thought="Done.")
-    asked = json.dumps(contents)
-    if ASK_TWO in asked:
-        return calls(("run_shell_command", {"command": COMMAND, "description": "Shout"}),
-                     ("run_shell_command", {"command": SECOND, "description": "Reverse"}),
-                     thought="Two commands at once.")
-    if ASK_ONE in asked:
-        return calls(("run_shell_command", {"command": COMMAND,
-                                            "description": "Print the ferry greeting"}),
-                     thought="The user wants the command run.")
-    return text(PLAIN_ANSWER, thought="A greeting is enough.")
+    user = [p.get("text", "") for c in contents if c.get("role", "user") == "user"
+            for p in c.get("parts", [])]
+    tools = {d.get("name") for t in snake_get(body, "tools") or []
+             for d in snake_get(t, "functionDeclarations") or []}
+    decision = cli_plan(Facts(json.dumps(user), [str(r.get("response", {}).get("output", ""))
+                                                 for r in results], tools))
+    if isinstance(decision, Say):
+        return text(decision.text, thought="Time to answer.")
+    return calls(*[(c.name, c.args) for c in decision], thought="The user wants commands run.")
 
 
 # a 1x1 PNG: an @-referenced image goes as inlineData and makes the CLI call countTokens
