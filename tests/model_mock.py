@@ -4,8 +4,10 @@
 `POST /v1/chat/completions`) or an Anthropic Messages (`kind="anthropic"`, `POST
 /v1/messages`) provider. Each request is read into a protocol-neutral `View` (tool names and
 schemas, the calls made so far, their results by call id) and `plan(view)` decides the answer:
-`Say(text)` or `Call((name, args), …)` (several = parallel calls). The answer is streamed in the
-provider's real SSE format. Requests the real APIs reject are rejected the same way here: a tool
+`Say(text)` or `Call((name, args), …)` (several = parallel calls), either after a reasoning
+block (`thinking=`: Anthropic `thinking` with a signature, OpenAI `reasoning_content`), or
+`Fail(status, message)` before the first byte, or `Say(…, break_with=message)` for an error
+event after the text has started. The answer is streamed in the provider's real SSE format. Requests the real APIs reject are rejected the same way here: a tool
 result with no call of that id before it, a call left without its result, no streaming.
 Every request body is kept in `bodies`.
 """
@@ -23,14 +25,24 @@ from aiohttp import web
 @dataclass
 class Say:
     text: str
+    thinking: str | None = None
+    break_with: str | None = None  # an error event after the first half of the text
 
 
 @dataclass
 class Call:
     calls: tuple[tuple[str, dict], ...]
+    thinking: str | None = None
 
-    def __init__(self, *calls: tuple[str, dict]) -> None:
-        self.calls = calls
+    def __init__(self, *calls: tuple[str, dict], thinking: str | None = None) -> None:
+        self.calls, self.thinking = calls, thinking
+
+
+@dataclass
+class Fail:
+    status: int
+    message: str
+    kind: str = "rate_limit_error"  # the error's `type`
 
 
 @dataclass
@@ -38,6 +50,7 @@ class View:
     tools: dict[str, dict] = field(default_factory=dict)  # name -> parameter schema
     calls: list[tuple[str, str, dict]] = field(default_factory=list)  # (id, name, args)
     results: dict[str, str] = field(default_factory=dict)  # call id -> result text
+    thinking: list[tuple[str, str]] = field(default_factory=list)  # (text, signature) given back
 
 
 class Rejected(Exception):
@@ -93,6 +106,10 @@ def anthropic_view(body: dict) -> View:
             view.results[block["tool_use_id"]] = _text(block.get("content"))
         pending = set()
         for block in blocks:
+            if block.get("type") == "thinking":
+                if not block.get("signature"):
+                    raise Rejected(f"messages.{n}.content: thinking.signature: Field required")
+                view.thinking.append((block.get("thinking", ""), block["signature"]))
             if block.get("type") == "tool_use":
                 view.calls.append((block["id"], block["name"], block.get("input") or {}))
                 pending.add(block["id"])
@@ -117,10 +134,16 @@ def _chat_chunk(model: str, delta: dict, finish: str | None = None, usage=None) 
 def openai_stream(model: str, answer: Say | Call) -> list[bytes]:
     out = [_chat_chunk(model, {"role": "assistant", "content": "" if isinstance(answer, Say)
                                else None})]
+    if answer.thinking:
+        out += [_chat_chunk(model, {"reasoning_content": p}) for p in _halves(answer.thinking)]
     if isinstance(answer, Say):
         words = answer.text.split(" ")
-        out += [_chat_chunk(model, {"content": w + (" " if i < len(words) - 1 else "")})
-                for i, w in enumerate(words)]
+        pieces = [_chat_chunk(model, {"content": w + (" " if i < len(words) - 1 else "")})
+                  for i, w in enumerate(words)]
+        if answer.break_with:  # OpenAI-compatible servers send an error object mid-stream
+            return out + pieces[:len(pieces) // 2 or 1] + [b"data: " + orjson.dumps({"error": {
+                "message": answer.break_with, "type": "server_error", "code": None}}) + b"\n\n"]
+        out += pieces
         finish = "stop"
     else:
         for index, (name, args) in enumerate(answer.calls):
@@ -149,15 +172,29 @@ def anthropic_stream(model: str, answer: Say | Call) -> list[bytes]:
         "model": model, "content": [], "stop_reason": None, "stop_sequence": None,
         "usage": {"input_tokens": 900, "output_tokens": 1, "cache_read_input_tokens": 0,
                   "cache_creation_input_tokens": 0}}})]
-    if isinstance(answer, Say):
+    first = 0
+    if answer.thinking:
         out.append(_event("content_block_start", {"index": 0, "content_block": {
-            "type": "text", "text": ""}}))
+            "type": "thinking", "thinking": "", "signature": ""}}))
         out += [_event("content_block_delta", {"index": 0, "delta": {
-            "type": "text_delta", "text": piece}}) for piece in _halves(answer.text)]
+            "type": "thinking_delta", "thinking": p}}) for p in _halves(answer.thinking)]
+        out.append(_event("content_block_delta", {"index": 0, "delta": {
+            "type": "signature_delta", "signature": signature_of(answer.thinking)}}))
         out.append(_event("content_block_stop", {"index": 0}))
+        first = 1
+    if isinstance(answer, Say):
+        out.append(_event("content_block_start", {"index": first, "content_block": {
+            "type": "text", "text": ""}}))
+        pieces = [_event("content_block_delta", {"index": first, "delta": {
+            "type": "text_delta", "text": piece}}) for piece in _halves(answer.text)]
+        if answer.break_with:
+            return out + pieces[:1] + [_event("error", {"error": {
+                "type": "overloaded_error", "message": answer.break_with}})]
+        out += pieces
+        out.append(_event("content_block_stop", {"index": first}))
         stop = "end_turn"
     else:
-        for index, (name, args) in enumerate(answer.calls):
+        for index, (name, args) in enumerate(answer.calls, first):
             out.append(_event("content_block_start", {"index": index, "content_block": {
                 "type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:24], "name": name,
                 "input": {}}}))
@@ -169,6 +206,11 @@ def anthropic_stream(model: str, answer: Say | Call) -> list[bytes]:
     out.append(_event("message_delta", {"delta": {"stop_reason": stop, "stop_sequence": None},
                                         "usage": {"output_tokens": 25}}))
     return out + [_event("message_stop", {})]
+
+
+def signature_of(thinking: str) -> str:
+    """The signature this mock gives a thinking text (so a test can recognise it returning)."""
+    return "sig-" + uuid.uuid5(uuid.NAMESPACE_URL, thinking).hex
 
 
 def _halves(text: str) -> list[str]:
@@ -192,14 +234,14 @@ class ModelMock:
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
-    def _error(self, status: int, message: str) -> web.Response:
-        self.rejected.append(message)
+    def _error(self, status: int, message: str, kind: str = "invalid_request_error",
+               scripted: bool = False) -> web.Response:
+        if not scripted:
+            self.rejected.append(message)
         if self.kind == "anthropic":
-            body = {"type": "error", "error": {"type": "invalid_request_error",
-                                               "message": message}}
+            body = {"type": "error", "error": {"type": kind, "message": message}}
         else:
-            body = {"error": {"message": message, "type": "invalid_request_error",
-                              "param": None, "code": None}}
+            body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
         return web.json_response(body, status=status)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -214,6 +256,8 @@ class ModelMock:
             answer = self.plan(self.view(body))
         except Rejected as exc:
             return self._error(400, str(exc))
+        if isinstance(answer, Fail):
+            return self._error(answer.status, answer.message, answer.kind, scripted=True)
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)
         for chunk in self.stream(body.get("model", "mock"), answer):

@@ -7,7 +7,8 @@ in `output_index` order and never interleaved, `response.output_item.added` → 
 item only → `response.output_item.done`, whose item equals the one at that index in the final
 body; every delta/done event names the item's id; the done events carry the concatenated deltas;
 a call's `call_id` is the same in `added`, `done` and the final body; exactly one terminal event
-(`response.completed` | `response.incomplete` | `response.failed`), last.
+(`response.completed` | `response.incomplete` | `response.failed`), last. `response.failed`
+(an error after the first byte) may cut an item short, and its body need not list the output.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ def check_stream(events: list[dict]) -> dict:
     assert events[-1]["type"] in TERMINAL, f"last event is {events[-1]['type']}"
     assert sum(e["type"] in TERMINAL for e in events) == 1
     final = events[-1]["response"]
+    failed = events[-1]["type"] == "response.failed"
     output = final["output"]
     open_index: int | None = None
     next_index = 0
@@ -63,7 +65,8 @@ def check_stream(events: list[dict]) -> dict:
         assert event["output_index"] == open_index, f"{kind} interleaved with another item"
         if kind == "response.output_item.done":
             done = event["item"]
-            assert done == output[open_index], "output_item.done differs from the final body"
+            if not failed or open_index < len(output):
+                assert done == output[open_index], "output_item.done differs from the final body"
             assert done.get("id") == added.get("id") and done["type"] == added["type"]
             if "call_id" in done:
                 assert done["call_id"] == added["call_id"], "call_id changed"
@@ -76,6 +79,9 @@ def check_stream(events: list[dict]) -> dict:
         for delta, (done_kind, field) in DELTAS.items():
             if kind == done_kind:
                 assert event[field] == text.get(key, ""), f"{kind} is not the sum of its deltas"
+    if failed:
+        assert final["error"] and final["error"].get("code"), "response.failed without error.code"
+        return final
     assert open_index is None, "an output item was never done"
     assert next_index == len(output), "the final body has items that were never streamed"
     return final

@@ -7,18 +7,24 @@ so Codex sends its full tool set) runs as a subprocess of the test's event loop.
 is run against both provider kinds: a plain answer; a shell round trip (the model asks for
 `exec_command`, Codex runs it, the result comes back paired by call id, the final answer
 prints); an `apply_patch` edit (Codex's freeform tool, a one-string-parameter function for
-these providers) that really changes a file on disk; two parallel calls.
+these providers) that really changes a file on disk; two parallel calls; a thinking block
+whose signature comes back to the provider through Codex; upstream errors before and after the
+first byte, which Codex must print (not hang on). A tap between Codex and ferryllm keeps every
+stream ferryllm sent, and each one must follow OpenAI's grammar (tests/responses_grammar.py).
 """
 from __future__ import annotations
 
 from dataclasses import replace
 
+import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 
 from tests.codex_cli import CodexUnavailable, codex_command, run_codex
 from tests.conftest import make_config
-from tests.model_mock import Call, ModelMock, Say, View
+from tests.model_mock import Call, Fail, ModelMock, Say, View, signature_of
+from tests.responses_grammar import check_stream, parse_sse
 
 pytestmark = pytest.mark.codex
 
@@ -42,13 +48,63 @@ def codex() -> list[str]:
         pytest.fail(str(exc), pytrace=False)
 
 
-async def start(gateway, provider, mock: ModelMock) -> str:
-    url = await provider(mock)
-    config = make_config({"mock": (mock.kind, url)},
-                         [{"match": "*", "provider": "mock", "rewrite_model": BACKEND_MODEL}])
-    config = replace(config, providers=tuple(replace(p, max_tokens_cap=CAP)
-                                             for p in config.providers))
-    return await gateway(config)
+class Tap:
+    """Sits between Codex and ferryllm: forwards each request as it is and keeps the status and
+    bytes of every answer, streamed through unchanged."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.answers: list[tuple[int, str, bytes]] = []  # status, content type, body
+        self.url = ""
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in ("host", "content-length", "accept-encoding")}
+        async with aiohttp.ClientSession(auto_decompress=False) as session:
+            async with session.request(request.method, self.target + request.path_qs,
+                                       data=body, headers=headers) as upstream:
+                kind = upstream.headers.get("content-type", "")
+                resp = web.StreamResponse(status=upstream.status,
+                                          headers={"content-type": kind})
+                await resp.prepare(request)
+                data = []
+                async for chunk in upstream.content.iter_any():
+                    data.append(chunk)
+                    await resp.write(chunk)
+                self.answers.append((upstream.status, kind, b"".join(data)))
+                await resp.write_eof()
+                return resp
+
+    def streams(self) -> list[dict]:
+        """The final response body of every stream ferryllm sent, each checked for grammar."""
+        finals = []
+        for status, kind, raw in self.answers:
+            assert status == 200, f"ferryllm answered {status}: {raw[:500]!r}"
+            assert kind.startswith("text/event-stream"), kind
+            finals.append(check_stream(parse_sse(raw)))
+        return finals
+
+
+@pytest.fixture
+async def start(gateway, provider, aiohttp_server):
+    """`tap = await start(mock)`: the mock, ferryllm routing every model to it, and a tap."""
+    async def run(mock: ModelMock) -> Tap:
+        url = await provider(mock)
+        config = make_config({"mock": (mock.kind, url)},
+                             [{"match": "*", "provider": "mock", "rewrite_model": BACKEND_MODEL}])
+        config = replace(config, providers=tuple(replace(p, max_tokens_cap=CAP)
+                                                 for p in config.providers))
+        tap = Tap(await gateway(config))
+        server = await aiohttp_server(tap.app())
+        tap.url = f"http://127.0.0.1:{server.port}"
+        return tap
+    return run
 
 
 def check_upstream(mock: ModelMock, turns: int) -> None:
@@ -74,12 +130,16 @@ def last_result(view: View) -> str:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_plain_answer(codex, gateway, provider, tmp_path, kind):
+async def test_plain_answer(codex, start, tmp_path, kind):
     mock = ModelMock(kind, lambda view: Say(PLAIN))
-    run = await run_codex(codex, await start(gateway, provider, mock), "Say hello.", tmp_path)
+    tap = await start(mock)
+    run = await run_codex(codex, tap.url, "Say hello.", tmp_path)
     assert run.code == 0, run.explain()
     assert run.last_message.strip() == PLAIN
     check_upstream(mock, 1)
+    (final,) = tap.streams()
+    assert final["status"] == "completed" and final["model"] == "ferry-coder"
+    assert final["usage"]["input_tokens"] == 900 and final["usage"]["output_tokens"] == 25
 
 
 def shell_plan(view: View) -> Say | Call:
@@ -89,10 +149,11 @@ def shell_plan(view: View) -> Say | Call:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_shell_round_trip(codex, gateway, provider, tmp_path, kind):
+async def test_shell_round_trip(codex, start, tmp_path, kind):
     mock = ModelMock(kind, shell_plan)
-    run = await run_codex(codex, await start(gateway, provider, mock),
-                          "Run the greeting command and tell me what it printed.", tmp_path)
+    tap = await start(mock)
+    run = await run_codex(codex, tap.url, "Run the greeting command and tell me what it printed.",
+                          tmp_path)
     assert run.code == 0, run.explain()
     assert run.last_message.strip() == "The command printed ferry-42."
     check_upstream(mock, 2)
@@ -100,6 +161,9 @@ async def test_shell_round_trip(codex, gateway, provider, tmp_path, kind):
     (call_id, name, args), = view.calls
     assert (name, args) == ("exec_command", {"cmd": COMMAND})
     assert "ferry-42" in view.results[call_id]  # paired by the provider's own call id
+    first, _ = tap.streams()
+    (call,) = [i for i in first["output"] if i["type"] == "function_call"]
+    assert call["call_id"] == call_id and orjson.loads(call["arguments"]) == {"cmd": COMMAND}
 
 
 def patch_plan(view: View) -> Say | Call:
@@ -112,19 +176,23 @@ def patch_plan(view: View) -> Say | Call:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_apply_patch_edits_a_file(codex, gateway, provider, tmp_path, kind):
+async def test_apply_patch_edits_a_file(codex, start, tmp_path, kind):
     (tmp_path / "work").mkdir()
     notes = tmp_path / "work" / "notes.txt"
     notes.write_text("the ferry leaves at nine\n")
     mock = ModelMock(kind, patch_plan)
-    run = await run_codex(codex, await start(gateway, provider, mock),
-                          "Change the departure time in notes.txt to ten.", tmp_path)
+    tap = await start(mock)
+    run = await run_codex(codex, tap.url, "Change the departure time in notes.txt to ten.",
+                          tmp_path)
     assert run.code == 0, run.explain()
     assert notes.read_text() == "the ferry leaves at ten\n"
     assert run.last_message.strip() == "Updated notes.txt."
     check_upstream(mock, 2)
     view = mock.view(mock.bodies[1])
     assert [(name, args) for _, name, args in view.calls] == [("apply_patch", {"input": PATCH})]
+    first, _ = tap.streams()  # Codex got a freeform call whose input is the raw patch
+    (call,) = [i for i in first["output"] if i["type"] == "custom_tool_call"]
+    assert (call["name"], call["input"]) == ("apply_patch", PATCH)
 
 
 def parallel_plan(view: View) -> Say | Call:
@@ -136,13 +204,65 @@ def parallel_plan(view: View) -> Say | Call:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_two_parallel_calls(codex, gateway, provider, tmp_path, kind):
+async def test_two_parallel_calls(codex, start, tmp_path, kind):
     mock = ModelMock(kind, parallel_plan)
-    run = await run_codex(codex, await start(gateway, provider, mock),
-                          "Greet both sides of the ferry at once.", tmp_path)
+    tap = await start(mock)
+    run = await run_codex(codex, tap.url, "Greet both sides of the ferry at once.", tmp_path)
     assert run.code == 0, run.explain()
     assert run.last_message.strip() == "Heard port-side and starboard-side."
     check_upstream(mock, 2)
     view = mock.view(mock.bodies[1])
     assert [args["cmd"] for _, _, args in view.calls] == ["echo port-side",
                                                           "echo starboard-side"]
+    first, _ = tap.streams()
+    calls = [i["call_id"] for i in first["output"] if i["type"] == "function_call"]
+    assert calls == [call_id for call_id, _, _ in view.calls]
+
+
+THOUGHT = "The user wants the greeting; running it is the quickest way."
+
+
+def thinking_plan(view: View) -> Say | Call:
+    if not view.results:
+        return Call(("exec_command", {"cmd": COMMAND}), thinking=THOUGHT)
+    return Say("Done: " + last_result(view).strip().splitlines()[-1], thinking="Report it.")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_reasoning_reaches_codex_and_its_signature_comes_back(codex, start, tmp_path,
+                                                                     kind):
+    mock = ModelMock(kind, thinking_plan)
+    tap = await start(mock)
+    run = await run_codex(codex, tap.url, "Run the greeting command.", tmp_path)
+    assert run.code == 0, run.explain()
+    assert run.last_message.strip() == "Done: ferry-42"
+    check_upstream(mock, 2)
+    first, _ = tap.streams()
+    (item,) = [i for i in first["output"] if i["type"] == "reasoning"]
+    assert "".join(s["text"] for s in item["summary"]) == THOUGHT
+    if kind == "anthropic":  # signed thinking goes back to the provider that signed it
+        assert item["encrypted_content"]
+        assert mock.view(mock.bodies[1]).thinking == [(THOUGHT, signature_of(THOUGHT))]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_upstream_error_before_the_first_byte_is_printed(codex, start, tmp_path, kind):
+    mock = ModelMock(kind, lambda view: Fail(400, "The ferry model refuses this request."))
+    tap = await start(mock)
+    run = await run_codex(codex, tap.url, "Say hello.", tmp_path)
+    assert run.code != 0, run.explain()
+    assert "The ferry model refuses this request." in run.stderr, run.explain()
+    status, _, raw = tap.answers[0]
+    assert status == 400 and orjson.loads(raw)["error"]["message"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_upstream_error_mid_stream_is_printed(codex, start, tmp_path, kind):
+    mock = ModelMock(kind, lambda view: Say("Half of this answer arrives and then",
+                                            break_with="The ferry engine stalled."))
+    tap = await start(mock)
+    run = await run_codex(codex, tap.url, "Say hello.", tmp_path)
+    assert run.code != 0, run.explain()
+    assert "The ferry engine stalled." in run.stderr, run.explain()
+    (final,) = tap.streams()  # a grammatical stream that ends in response.failed
+    assert final["status"] == "failed" and final["error"]["code"]
