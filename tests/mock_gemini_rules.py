@@ -121,6 +121,12 @@ def check_fields(value: Any, kind: Any, path: str = "") -> None:
         check_fields(item, fields[name], f"{path}.{snake(name)}" if path else snake(name))
 
 
+def same_bytes(signature: str) -> str:
+    """A signature as the bytes it stands for: the API reads it as base64 `bytes`, so the
+    URL-safe spelling google-genai re-encodes it with (and missing padding) is the same one."""
+    return signature.replace("-", "+").replace("_", "/").rstrip("=")
+
+
 def check_request(body: dict, model: str, signatures: set[str]) -> None:
     check_fields(body, "GenerateContentRequest")
     contents = snake_get(body, "contents")
@@ -140,7 +146,7 @@ def check_request(body: dict, model: str, signatures: set[str]) -> None:
                                         "required oneof field 'data' must have one initialized "
                                         "field\n")
             sig = snake_get(part, "thoughtSignature")
-            if sig is not None and sig not in signatures:
+            if sig is not None and same_bytes(sig) not in {same_bytes(s) for s in signatures}:
                 raise GeminiReject(400, "Corrupted thought signature.")
     _check_calls(contents)
     if model.startswith("gemini-3"):

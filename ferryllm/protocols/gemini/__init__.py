@@ -3,6 +3,8 @@
 /v1beta/models`) and the adapter (`type = "gemini"`)."""
 from __future__ import annotations
 
+import orjson
+
 from ...errors import InvalidRequest
 from .. import COUNT_TOKENS, MODELS, Entry, EntryRoute, Protocol
 from . import entry
@@ -41,7 +43,11 @@ def _client_keys(http) -> list[str]:
 
 
 def _stream_encoder(req, display_model: str) -> StreamEncoder:
-    return StreamEncoder(display_model)
+    return StreamEncoder(display_model, entry.include_thoughts(req))
+
+
+def _encode_response(resp, display_model: str, req) -> bytes:
+    return orjson.dumps(entry.encode_response(resp, display_model, req))
 
 
 PROTOCOL = Protocol(
@@ -55,7 +61,7 @@ PROTOCOL = Protocol(
               for v in ("v1beta", "v1")),
             EntryRoute("GET", "/v1beta/models", MODELS),
         ),
-        encode_response=entry.encode_response,
+        encode_response=_encode_response,
         stream_encoder=_stream_encoder,
         error_body=entry.error_body,
         ping=PING,

@@ -35,6 +35,22 @@ _SERVER_TOOLS = ("googleSearch", "googleSearchRetrieval", "codeExecution", "urlC
 NO_RESULT = "no result"
 
 
+class Context:
+    """What the entry keeps of a request to shape its answers (`Request.entry_context`): thought
+    parts are sent only when the client asked for them (`thinkingConfig.includeThoughts`), as
+    the real API does; signatures travel either way."""
+
+    __slots__ = ("include_thoughts",)
+
+    def __init__(self, include_thoughts: bool = False) -> None:
+        self.include_thoughts = include_thoughts
+
+
+def include_thoughts(req: ir.Request | None) -> bool:
+    ctx = req.entry_context if req is not None else None
+    return ctx.include_thoughts if isinstance(ctx, Context) else True
+
+
 class _Bad(Exception):
     """A field that fails validation: the reason and the path to the field, completed on the
     way out and turned into one `InvalidRequest` at the top."""
@@ -400,7 +416,10 @@ def _generation(req: ir.Request, raw: Any) -> None:
         for i, s in enumerate(_list(stop, "generationConfig", "stopSequences")):
             _str(s, "generationConfig", "stopSequences", i)
         req.stop = list(stop)
-    req.reasoning = _reasoning(get(config, "thinkingConfig"))
+    thinking = get(config, "thinkingConfig")
+    req.reasoning = _reasoning(thinking)
+    req.entry_context = Context(isinstance(thinking, dict)
+                                and get(thinking, "includeThoughts") is True)
     req.response_format = _response_format(config)
 
 
@@ -426,7 +445,7 @@ def decode(body: Any, model: str, *, stream: bool) -> ir.Request:
                          system=_system(get(body, "systemInstruction")),
                          tools=_tools(body.get("tools")),
                          tool_choice=_tool_choice(get(body, "toolConfig")), stream=stream,
-                         native_protocol=PROTOCOL, native=body)
+                         native_protocol=PROTOCOL, native=body, entry_context=Context())
         _generation(req, get(body, "generationConfig"))
     except _Bad as bad:
         raise bad.invalid() from None
@@ -449,7 +468,7 @@ def decode_count_tokens(body: Any, model: str) -> ir.Request:
 # ---------------------------------------------------------------- responses
 
 
-def encode_parts(blocks: list[ir.Block]) -> list[dict]:
+def encode_parts(blocks: list[ir.Block], thoughts: bool = True) -> list[dict]:
     """IR blocks → Gemini parts: thinking as thought parts, a signature on the next part that
     is not a thought (`fields.PendingSignatures`), a tool call as one `functionCall` with its id."""
     parts: list[dict] = []
@@ -457,7 +476,7 @@ def encode_parts(blocks: list[ir.Block]) -> list[dict]:
     for block in blocks:
         kind = block.type
         if kind == "thinking":
-            if block.thinking and not block.redacted:
+            if thoughts and block.thinking and not block.redacted:
                 parts.append({"text": block.thinking, "thought": True})
             if signed(block):
                 pending.blocks.append(block)
@@ -480,8 +499,10 @@ def encode_parts(blocks: list[ir.Block]) -> list[dict]:
     return parts
 
 
-def encode_response(resp: ir.Response, display_model: str) -> dict:
-    return {"candidates": [{"content": {"parts": encode_parts(resp.content), "role": "model"},
+def encode_response(resp: ir.Response, display_model: str, req: ir.Request | None = None) -> dict:
+    """IR answer → `GenerateContentResponse` (thought parts when `req` asked for them)."""
+    parts = encode_parts(resp.content, include_thoughts(req))
+    return {"candidates": [{"content": {"parts": parts, "role": "model"},
                             "finishReason": finish_reason(resp.stop_reason), "index": 0}],
             "usageMetadata": usage_metadata(resp.usage), "modelVersion": display_model,
             "responseId": resp.id}

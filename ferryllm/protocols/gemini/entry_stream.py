@@ -33,11 +33,12 @@ dumps = orjson.dumps
 class StreamEncoder:
     PING = PING
 
-    __slots__ = ("display_model", "_tail", "_text", "_text_end", "_thought_end", "_pending",
+    __slots__ = ("display_model", "_thoughts", "_tail", "_text", "_text_end", "_thought_end", "_pending",
                  "_thinking", "_signature", "_redacted", "_tool", "_args", "_id")
 
-    def __init__(self, display_model: str) -> None:
+    def __init__(self, display_model: str, thoughts: bool = True) -> None:
         self.display_model = display_model
+        self._thoughts = thoughts  # send thought parts (the client asked for includeThoughts)
         self._pending = PendingSignatures()
         self._thinking: list[str] = []  # the open thinking block's text, for an envelope
         self._signature = ""
@@ -74,7 +75,8 @@ class StreamEncoder:
             elif cls is _ThinkingDelta:
                 if ev.thinking:
                     self._thinking.append(ev.thinking)
-                    add(self._text + dumps(ev.thinking) + self._thought_end)
+                    if self._thoughts:
+                        add(self._text + dumps(ev.thinking) + self._thought_end)
             elif cls is _ToolArgsDelta:
                 self._args.append(ev.partial_json)
             else:
