@@ -1,0 +1,112 @@
+"""The real Gemini CLI → ferryllm's Gemini entry → an OpenAI-compatible or an Anthropic provider.
+
+The CLI (`tests/gemini_cli.py`: the pinned npm release, temporary HOME and settings, API-key
+auth, `GOOGLE_GEMINI_BASE_URL` = a ferryllm served in this test's event loop, trusted workspace,
+nothing phoning home) runs `gemini --prompt`, with `--approval-mode yolo` for tool runs. The
+provider is a mock that behaves like a model (`tests/model_mocks.py`, `cli_plan`): it asks for
+`run_shell_command` (once, or twice in one turn) when the prompt says so, and reports what came
+back; it refuses a tool result whose id answers no call. The CLI runs the command for real, so
+`FERRY-BOAT` in the final answer went model → ferryllm → CLI → shell → CLI → ferryllm → model.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import make_config
+from tests.gemini_cli import UNTRUSTED_WARNING, GeminiCLIUnavailable, gemini_command, run_gemini
+from tests.model_mocks import AnthropicModel, ModelMock, OpenAIModel
+from tests.record_gemini_cli import COMMAND, PLAIN_ANSWER, SCENARIOS, SECOND, cli_plan
+
+pytestmark = pytest.mark.gemini_cli
+
+CLI_MODEL = "gemini-2.5-pro"
+BACKENDS = {"openai": (OpenAIModel, "mock-coder-1"), "anthropic": (AnthropicModel, "claude-mock-1")}
+
+
+@pytest.fixture(scope="module")
+def gemini() -> list[str]:
+    try:
+        return gemini_command()
+    except GeminiCLIUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+async def through_ferryllm(gemini, gateway, provider, tmp_path, kind: str, scenario: str):
+    cls, backend = BACKENDS[kind]
+    mock: ModelMock = cls(cli_plan, backend)
+    url = await provider(mock)
+    base = await gateway(make_config({"mock": (kind, url)}, [
+        {"match": "*", "provider": "mock", "rewrite_model": backend}]))
+    prompt, _, yolo = SCENARIOS[scenario]
+    result = await run_gemini(gemini, base, prompt, tmp_path, model=CLI_MODEL, yolo=yolo,
+                              output="json")
+    assert result.code == 0, result.explain()
+    assert not mock.errors, f"the provider refused ferryllm's request: {mock.errors}"
+    assert UNTRUSTED_WARNING not in result.stderr
+    assert mock.requests, "the provider received no request"
+    for body in mock.requests:
+        assert body["model"] == backend and body["stream"] is True
+        assert "run_shell_command" in tool_names(kind, body) or not yolo
+    return mock, result
+
+
+def tool_names(kind: str, body: dict) -> set[str]:
+    if kind == "openai":
+        return {t["function"]["name"] for t in body.get("tools") or []}
+    return {t["name"] for t in body.get("tools") or []}
+
+
+def tool_turn(kind: str, body: dict) -> tuple[list[tuple[str, str, dict]], list[tuple[str, str]]]:
+    """The provider request's last tool calls [(id, name, args)] and results [(id, output)]."""
+    import orjson
+    messages = body["messages"]
+    if kind == "openai":
+        asked = next(m for m in reversed(messages) if m.get("tool_calls"))
+        calls = [(c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"]))
+                 for c in asked["tool_calls"]]
+        results = [(m["tool_call_id"], m["content"] if isinstance(m["content"], str)
+                    else "".join(p.get("text", "") for p in m["content"]))
+                   for m in messages if m["role"] == "tool"]
+        return calls, results
+    asked = next(m for m in reversed(messages) if m["role"] == "assistant" and any(
+        b.get("type") == "tool_use" for b in m["content"]))
+    calls = [(b["id"], b["name"], b["input"]) for b in asked["content"] if b["type"] == "tool_use"]
+    last = messages[-1]["content"]
+    results = [(b["tool_use_id"], b["content"] if isinstance(b["content"], str) else
+                "".join(c.get("text", "") for c in b["content"]))
+               for b in last if b.get("type") == "tool_result"]
+    return calls, results
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_plain_answer(gemini, gateway, provider, tmp_path, kind):
+    mock, result = await through_ferryllm(gemini, gateway, provider, tmp_path, kind, "plain")
+    assert result.json["response"].strip() == PLAIN_ANSWER
+    (only,) = mock.requests
+    assert tool_names(kind, only)  # the CLI's read-only tools crossed over
+    tokens = result.json["stats"]["models"][CLI_MODEL]["tokens"]  # usageMetadata reached the CLI
+    assert tokens["prompt"] == 1200 and tokens["candidates"] == len(PLAIN_ANSWER.split(" "))
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_shell_round_trip(gemini, gateway, provider, tmp_path, kind):
+    mock, result = await through_ferryllm(gemini, gateway, provider, tmp_path, kind, "shell")
+    assert "FERRY-BOAT" in result.json["response"], result.explain()
+    assert len(mock.requests) == 2
+    calls, results = tool_turn(kind, mock.requests[-1])
+    assert [(name, args["command"]) for _, name, args in calls] == [("run_shell_command", COMMAND)]
+    assert [rid for rid, _ in results] == [calls[0][0]]  # the provider's own id came back
+    assert "FERRY-BOAT" in results[0][1]
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_two_parallel_calls(gemini, gateway, provider, tmp_path, kind):
+    mock, result = await through_ferryllm(gemini, gateway, provider, tmp_path, kind, "parallel")
+    answer = result.json["response"]
+    assert "FERRY-BOAT" in answer and "gnissorc-dnoces" in answer, result.explain()
+    assert answer.index("FERRY-BOAT") < answer.index("gnissorc-dnoces")
+    assert len(mock.requests) == 2
+    calls, results = tool_turn(kind, mock.requests[-1])
+    assert [args["command"] for _, _, args in calls] == [COMMAND, SECOND]
+    assert [rid for rid, _ in results] == [cid for cid, _, _ in calls]
+    assert "FERRY-BOAT" in results[0][1] and "gnissorc-dnoces" in results[1][1]
