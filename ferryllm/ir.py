@@ -55,9 +55,19 @@ class ToolUseBlock:
 
 
 @dataclass(slots=True)
+class ToolReferenceBlock:
+    """Inside a tool result: "the tool `tool_name` is now loaded" (a tool search's answer, e.g.
+    Claude Code's `ToolSearch`). `policy.resolve_deferred` turns it into text carrying the
+    tool's definition for providers that do not load deferred tools themselves."""
+
+    tool_name: str
+    type: Literal["tool_reference"] = "tool_reference"
+
+
+@dataclass(slots=True)
 class ToolResultBlock:
     tool_use_id: str
-    content: list[TextBlock | ImageBlock] = field(default_factory=list)
+    content: list[TextBlock | ImageBlock | ToolReferenceBlock] = field(default_factory=list)
     is_error: bool = False
     type: Literal["tool_result"] = "tool_result"
 
@@ -120,12 +130,16 @@ class Tool:
     """`freeform` marks a tool that takes raw text instead of JSON arguments (an OpenAI Responses
     `custom` tool, e.g. Codex's `apply_patch`); it holds the tool's `format` (`{"type": "text"}`
     or a grammar). Such a tool still has an `input_schema` of one string property `input`, so an
-    adapter whose provider lacks freeform tools sends it as an ordinary function."""
+    adapter whose provider lacks freeform tools sends it as an ordinary function.
+
+    `deferred`: declared but not loaded (Anthropic's `defer_loading`): the model only gets the
+    tool once a tool reference in the conversation names it (`policy.resolve_deferred`)."""
 
     name: str
     description: str | None
     input_schema: dict[str, Any]
     freeform: dict[str, Any] | None = None
+    deferred: bool = False
 
 
 @dataclass(slots=True)

@@ -7,7 +7,9 @@ For every provider:
   turns send a byte-identical prefix and the provider's prompt cache hits;
 - the reasoning policy (`[server] reasoning_policy`, below);
 - `max_tokens` is capped by the provider's `max_tokens_cap` (Claude Code asks for 64000 or more,
-  which most OpenAI-compatible backends reject).
+  which most OpenAI-compatible backends reject);
+- deferred tools are resolved (`resolve_deferred`) unless the body passes through to a provider
+  of the client's own protocol (Anthropic loads deferred tools itself).
 
 For providers whose adapter says `prompt_cache_key = True` (OpenAI-compatible ones) also:
 - tool input schemas are cleaned for strict backends (`ferryllm.schema.clean_schema`);
@@ -36,12 +38,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from typing import Callable
 
 import orjson
 
 from . import protocols
 from .config import Config, ProviderConfig
-from .ir import EFFORT_BUDGETS, EFFORT_ORDER, Reasoning, Request, TextBlock, Tool
+from .ir import EFFORT_BUDGETS, EFFORT_ORDER, Message, Reasoning, Request, TextBlock, Tool
 from .schema import clean_schema
 
 _RANK = {effort: rank for rank, effort in enumerate(EFFORT_ORDER)}
@@ -57,6 +60,14 @@ def apply(req: Request, cfg: Config, provider: ProviderConfig,
     """The request as `provider` gets it; `model` (the backend model) replaces the client's in
     the same copy. The client's request is never changed."""
     changes: dict = {}
+    stable_tools = None  # the tools of the prompt-cache key: those every turn declares
+    if not (req.native is not None and req.native_protocol == provider.type):
+        # pass-through bodies keep deferral for the provider (Anthropic runs tool search)
+        resolved = resolve_deferred(req, _provider_tool_name(provider))
+        if resolved is not req:
+            stable_tools = [t for t in req.tools if not t.deferred]
+            changes["tools"], changes["messages"] = resolved.tools, resolved.messages
+            req = resolved
     if model is not None and model != req.model:
         changes["model"] = model
     else:
@@ -74,6 +85,8 @@ def apply(req: Request, cfg: Config, provider: ProviderConfig,
         cleaned, tools_digest = _tools(req.tools)
         if cleaned is not None:
             changes["tools"] = cleaned
+        if stable_tools is not None:  # a tool a search loaded does not change the key
+            tools_digest = _tools(stable_tools)[1]
         if cfg.prompt_cache.prompt_cache_key and (req.tools or system):
             changes["prompt_cache_key"] = prompt_cache_key(provider.name, model,
                                                            tools_digest, _system_digest(system))
@@ -82,6 +95,93 @@ def apply(req: Request, cfg: Config, provider: ProviderConfig,
 
 def _wants_cache_key(provider: ProviderConfig) -> bool:
     return getattr(protocols.get(provider.type).adapter, "prompt_cache_key", False)
+
+
+def _provider_tool_name(provider: ProviderConfig) -> Callable[[str], str] | None:
+    return getattr(protocols.get(provider.type).adapter, "provider_tool_name", None)
+
+
+# ---------------------------------------------------------------- deferred tools
+
+
+def resolve_deferred(req: Request, tool_name: Callable[[str], str] | None = None) -> Request:
+    """Deferred tools (`Tool.deferred`, Anthropic's `defer_loading`) for a provider that does
+    not load them itself: a deferred tool that a tool reference anywhere in the conversation
+    names is sent as an ordinary tool, the others (Claude Code's `DeferredToolPlaceholder`
+    among them) are not; each tool reference inside a tool result becomes text carrying the
+    tool's definition, in the form Claude Code's `ToolSearch` promises the model:
+    `<functions><function>{"description": …, "name": …, "parameters": …}</function></functions>`
+    (`tool_name` gives the name the provider knows the tool by). Deterministic, so consecutive
+    turns stay byte-identical. The request is returned as it is when there is nothing to do."""
+    referenced = _referenced(req.messages)
+    if not referenced and not any(t.deferred for t in req.tools):
+        return req
+    tools = [replace(t, deferred=False) if t.deferred else t for t in req.tools
+             if not t.deferred or t.name in referenced]
+    messages = req.messages
+    if referenced:
+        by_name = {t.name: t for t in req.tools}
+        messages = [_expand_references(m, by_name, tool_name) for m in req.messages]
+    return replace(req, tools=tools, messages=messages)
+
+
+def _referenced(messages: list[Message]) -> set[str]:
+    names: set[str] = set()
+    for msg in messages:
+        if msg.role != "user":
+            continue
+        for block in msg.content:
+            if block.type == "tool_result":
+                for part in block.content:
+                    if part.type == "tool_reference":
+                        names.add(part.tool_name)
+    return names
+
+
+def _expand_references(msg: Message, tools: dict[str, Tool],
+                       tool_name: Callable[[str], str] | None) -> Message:
+    """`msg` with the tool references of its tool results turned into definition text (a copy
+    when one changes; the client's request is never changed)."""
+    if msg.role != "user":
+        return msg
+    content = None
+    for i, block in enumerate(msg.content):
+        if block.type != "tool_result" or not any(p.type == "tool_reference"
+                                                   for p in block.content):
+            continue
+        parts: list = []
+        refs: list[str] = []
+        for part in [*block.content, None]:  # None flushes the last run of references
+            if part is not None and part.type == "tool_reference":
+                refs.append(part.tool_name)
+                continue
+            if refs:
+                parts.append(TextBlock(tool_definitions(refs, tools, tool_name)))
+                refs = []
+            if part is not None:
+                parts.append(part)
+        if content is None:
+            content = list(msg.content)
+        content[i] = replace(block, content=parts)
+    return msg if content is None else replace(msg, content=content)
+
+
+def tool_definitions(names: list[str], tools: dict[str, Tool],
+                     tool_name: Callable[[str], str] | None = None) -> str:
+    """The definitions of the named tools as one text block (unknown names said so)."""
+    lines = ["<functions>"]
+    for name in names:
+        tool = tools.get(name)
+        shown = tool_name(name) if tool_name else name
+        if tool is None:
+            lines.append(f"<function>{orjson.dumps({'name': shown}).decode()}</function> "
+                         "(not declared in this request: it cannot be called)")
+            continue
+        definition = {"description": tool.description or "", "name": shown,
+                      "parameters": clean_schema(tool.input_schema)}
+        lines.append(f"<function>{orjson.dumps(definition).decode()}</function>")
+    lines.append("</functions>")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- prompt cache

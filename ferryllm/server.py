@@ -18,7 +18,7 @@ from typing import Any, Callable
 import orjson
 from aiohttp import web
 
-from . import __version__, protocols
+from . import __version__, policy, protocols
 from .accesslog import AccessLog, config_secrets, setup_logging
 from .auth import ClientAuth
 from .config import Config
@@ -218,7 +218,7 @@ async def _count_tokens(request: web.Request, proto: Protocol, decode) -> web.Re
         adapter = gw.adapters[route.provider.name]
         count = getattr(adapter, "count_tokens", None)
         if count is None:
-            out = proto.entry.encode_count_tokens(count_tokens(req))
+            out = proto.entry.encode_count_tokens(count_tokens(policy.resolve_deferred(req)))
         else:
             prepared = replace(req, model=route.backend_model)
             url, upstream_body = count(prepared)

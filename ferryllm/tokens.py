@@ -195,7 +195,8 @@ def count_tokens(req: Request) -> int:
                 total += MESSAGE_OVERHEAD
                 for part in block.content:
                     total += (image_tokens(part) if isinstance(part, ImageBlock)
-                              else estimate_text(part.text))
+                              else estimate_text(getattr(part, "text", None)
+                                                 or getattr(part, "tool_name", "")))
             elif isinstance(block, ImageBlock):
                 total += image_tokens(block)
             elif isinstance(block, ThinkingBlock) and i == last_assistant and not block.redacted:

@@ -26,12 +26,15 @@ _ANTHROPIC_CHAT = {
         {"role": "assistant", "content": [
             {"type": "thinking", "thinking": "look it up", "signature": "sig"},
             {"type": "text", "text": "Checking."},
-            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}}]},
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}},
+            {"type": "tool_use", "id": "toolu_2", "name": "ToolSearch", "input": {"query": "x"}}]},
         {"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": "toolu_1",
              "content": [{"type": "text", "text": "rain"},
                          {"type": "image", "source": {"type": "base64", "media_type": "image/png",
                                                       "data": "iVBORw0KGgo="}}]},
+            {"type": "tool_result", "tool_use_id": "toolu_2",
+             "content": [{"type": "tool_reference", "tool_name": "mcp__srv__lookup"}]},
             {"type": "text", "text": "And tomorrow?"}]}],
     "tools": [_TOOL, {"name": "mcp__srv__lookup", "description": "deferred", "defer_loading": True,
                       "input_schema": {"type": "object", "properties": {}}},

@@ -139,7 +139,9 @@ class ModelMock:
 # ---------------------------------------------------------------- running the CLI
 
 
-async def run_claude(claude: list[str], base_url: str, prompt: str, tmp: Path) -> tuple[int, str, str]:
+async def run_claude(claude: list[str], base_url: str, prompt: str, tmp: Path,
+                     args: tuple[str, ...] = ("--allowedTools", "Bash"),
+                     extra_env: dict[str, str] | None = None) -> tuple[int, str, str]:
     home, work = tmp / "home", tmp / "work"
     home.mkdir(exist_ok=True)
     work.mkdir(exist_ok=True)
@@ -150,10 +152,10 @@ async def run_claude(claude: list[str], base_url: str, prompt: str, tmp: Path) -
         "ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "test-key",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
         "DISABLE_ERROR_REPORTING": "1", "DISABLE_AUTOUPDATER": "1",
-        "CLAUDE_CODE_MAX_RETRIES": "0",
+        "CLAUDE_CODE_MAX_RETRIES": "0", **(extra_env or {}),
     }
     proc = await asyncio.create_subprocess_exec(
-        *claude, "--print", "--allowedTools", "Bash", "--", prompt,
+        *claude, "--print", *args, "--", prompt,
         cwd=work, env=env, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         start_new_session=True)  # its own process group: a timeout ends the CLI and its shells

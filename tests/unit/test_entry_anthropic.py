@@ -365,5 +365,28 @@ def test_mid_conversation_system_message_and_deferred_tool_claude_code_2_1():
     req = decode_request(body, {})
     assert [m.role for m in req.messages] == ["user", "system"]
     assert req.messages[1].content[0].text == "# Environment"
-    assert [t.name for t in req.tools] == ["Bash"]
+    assert [(t.name, t.deferred) for t in req.tools] == [("Bash", False),
+                                                         ("DeferredToolPlaceholder", True)]
     assert req.native["tools"][1]["name"] == "DeferredToolPlaceholder"  # pass-through keeps it
+
+
+def test_tool_reference_in_tool_result_and_deferred_flag():
+    body = {"model": "m", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "find it"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "ToolSearch",
+                                           "input": {"query": "select:mcp__a__b"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
+            {"type": "tool_reference", "tool_name": "mcp__a__b"}]}]}],
+        "tools": [{"name": "mcp__a__b", "input_schema": {"type": "object"}, "defer_loading": True}]}
+    req = decode_request(body, {})
+    assert req.messages[2].content[0].content == [ir.ToolReferenceBlock("mcp__a__b")]
+    assert req.tools[0].deferred is True
+    body["messages"][2]["content"][0]["content"][0]["tool_name"] = 5
+    with pytest.raises(InvalidRequest) as info:
+        decode_request(body, {})
+    assert info.value.param == "messages.2.content.0.content.0.tool_name"
+    body["messages"][2]["content"][0]["content"][0]["tool_name"] = "x"
+    body["tools"][0]["defer_loading"] = "yes"
+    with pytest.raises(InvalidRequest) as info:
+        decode_request(body, {})
+    assert info.value.param == "tools.0.defer_loading"

@@ -108,6 +108,8 @@ def _tool_result_content(content: Any) -> list[ir.TextBlock | ir.ImageBlock]:
                 image = _image(block)
                 if image is not None:
                     out.append(image)
+            elif kind == "tool_reference":  # a tool search's answer: "this tool is loaded"
+                out.append(ir.ToolReferenceBlock(_str(block, "tool_name")))
             else:
                 log.debug("dropped %s block inside tool_result",
                           kind if isinstance(kind, str) else "?")
@@ -208,11 +210,6 @@ def _tools(raw: Any) -> list[ir.Tool]:
         if not isinstance(tool, dict):
             raise _Bad("must be an object", "tools", i)
         kind = tool.get("type")
-        if tool.get("defer_loading") is True:
-            # loaded on demand by a tool search an OpenAI-compatible provider does not have;
-            # Anthropic providers still get it through the native body
-            log.debug("dropped a deferred tool")
-            continue
         if (kind is not None and kind != "custom") or "input_schema" not in tool:
             # a server tool (web_search_*, code_execution_*, …): only Anthropic providers run it,
             # and they get it through the native body
@@ -221,8 +218,14 @@ def _tools(raw: Any) -> list[ir.Tool]:
         description = tool.get("description")
         if description is not None and not isinstance(description, str):
             raise _Bad("must be a string", "tools", i, "description")
+        deferred = tool.get("defer_loading")
+        if deferred is not None and not isinstance(deferred, bool):
+            raise _Bad("must be a boolean", "tools", i, "defer_loading")
+        # a deferred tool is loaded by a tool search (a tool_reference in a tool result):
+        # policy.resolve_deferred decides what a provider that does not defer gets
         out.append(ir.Tool(_str(tool, "name", "tools", i), description,
-                           _dict(tool["input_schema"], "tools", i, "input_schema")))
+                           _dict(tool["input_schema"], "tools", i, "input_schema"),
+                           deferred=bool(deferred)))
     return out
 
 

@@ -97,6 +97,7 @@ def _response_format(fmt: dict) -> dict:
 class OpenAIAdapter:
     protocol = "openai"
     prompt_cache_key = True  # the policy sets `prompt_cache_key` and cleans tool schemas
+    provider_tool_name = staticmethod(shorten)  # the name a loaded deferred tool is shown by
 
     def __init__(self, provider: ProviderConfig) -> None:
         self.provider = provider
