@@ -1,8 +1,9 @@
 """Providers that behave like a model in an agent loop, for the coding-CLI end-to-end tests.
 
 `ModelMock(kind, plan)` serves an OpenAI-compatible Chat Completions (`kind="openai"`,
-`POST /v1/chat/completions`) or an Anthropic Messages (`kind="anthropic"`, `POST
-/v1/messages`) provider. Each request is read into a protocol-neutral `View` (tool names and
+`POST /v1/chat/completions`), an Anthropic Messages (`kind="anthropic"`, `POST /v1/messages`)
+or an OpenAI Responses (`kind="openai_responses"`, `POST /v1/responses`, checked and streamed
+by tests/mock_responses.py; freeform tools are called natively) provider. Each request is read into a protocol-neutral `View` (tool names and
 schemas, the calls made so far, their results by call id) and `plan(view)` decides the answer:
 `Say(text)` or `Call((name, args), …)` (several = parallel calls), either after a reasoning
 block (`thinking=`: Anthropic `thinking` with a signature, OpenAI `reasoning_content`), or
@@ -20,6 +21,9 @@ from typing import Callable
 
 import orjson
 from aiohttp import web
+
+from tests import mock_responses as responses
+from tests.responses_rules import RequestRejected, check_request
 
 
 @dataclass
@@ -51,6 +55,7 @@ class View:
     calls: list[tuple[str, str, dict]] = field(default_factory=list)  # (id, name, args)
     results: dict[str, str] = field(default_factory=dict)  # call id -> result text
     thinking: list[tuple[str, str]] = field(default_factory=list)  # (text, signature) given back
+    freeform: set[str] = field(default_factory=set)  # tools called with raw text (Responses)
 
 
 class Rejected(Exception):
@@ -119,6 +124,28 @@ def anthropic_view(body: dict) -> View:
     return view
 
 
+def responses_view(body: dict) -> View:
+    """A Responses body (already checked: every call has its output) → View; a freeform
+    (`custom`) call's raw text reads as `{"input": text}` like the function it is elsewhere."""
+    view = View()
+    for tool in body.get("tools") or []:
+        view.tools[tool.get("name")] = tool.get("parameters") or {}
+        if tool.get("type") == "custom":
+            view.freeform.add(tool["name"])
+    for item in body["input"] if isinstance(body.get("input"), list) else []:
+        kind = item.get("type")
+        if kind == "function_call":
+            view.calls.append((item["call_id"], item["name"], orjson.loads(item["arguments"])))
+        elif kind == "custom_tool_call":
+            view.calls.append((item["call_id"], item["name"], {"input": item["input"]}))
+        elif kind in ("function_call_output", "custom_tool_call_output"):
+            view.results[item["call_id"]] = _text(item["output"])
+        elif kind == "reasoning":
+            view.thinking.append(("".join(s["text"] for s in item["summary"]),
+                                  item.get("encrypted_content") or ""))
+    return view
+
+
 # ---------------------------------------------------------------- streams
 
 
@@ -131,7 +158,8 @@ def _chat_chunk(model: str, delta: dict, finish: str | None = None, usage=None) 
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
-def openai_stream(model: str, answer: Say | Call) -> list[bytes]:
+def openai_stream(body: dict, answer: Say | Call) -> list[bytes]:
+    model = body.get("model", "mock")
     out = [_chat_chunk(model, {"role": "assistant", "content": "" if isinstance(answer, Say)
                                else None})]
     if answer.thinking:
@@ -166,7 +194,8 @@ def _event(kind: str, data: dict) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **data}) + b"\n\n"
 
 
-def anthropic_stream(model: str, answer: Say | Call) -> list[bytes]:
+def anthropic_stream(body: dict, answer: Say | Call) -> list[bytes]:
+    model = body.get("model", "mock")
     out = [_event("message_start", {"message": {
         "id": "msg_" + uuid.uuid4().hex[:24], "type": "message", "role": "assistant",
         "model": model, "content": [], "stop_reason": None, "stop_sequence": None,
@@ -218,8 +247,27 @@ def _halves(text: str) -> list[str]:
     return [p for p in (text[:cut], text[cut:]) if p]
 
 
+def responses_stream(body: dict, answer: Say | Call) -> list[bytes]:
+    items = [responses.reasoning(answer.thinking, encrypted_content=signature_of(
+        answer.thinking))] if answer.thinking else []
+    fail = None
+    if isinstance(answer, Say):
+        words = answer.text.split(" ")
+        if answer.break_with:
+            words, fail = words[:len(words) // 2 or 1], ("server_error", answer.break_with)
+        items.append(responses.text(answer.text, [w + " " for w in words[:-1]] + words[-1:]))
+    else:
+        freeform = {t.get("name") for t in body.get("tools") or [] if t.get("type") == "custom"}
+        items += [responses.custom_call(name, args["input"]) if name in freeform
+                  else responses.function_call(name, args) for name, args in answer.calls]
+    script = responses.Turn(items, input_tokens=900, output_tokens=25, fail=fail)
+    return responses.sse(responses.turn_events(body, script, "resp_" + uuid.uuid4().hex,
+                                               1_760_000_000))
+
+
 KINDS = {"openai": ("/v1/chat/completions", openai_view, openai_stream),
-         "anthropic": ("/v1/messages", anthropic_view, anthropic_stream)}
+         "anthropic": ("/v1/messages", anthropic_view, anthropic_stream),
+         "openai_responses": ("/v1/responses", responses_view, responses_stream)}
 
 
 class ModelMock:
@@ -248,6 +296,12 @@ class ModelMock:
         raw = await request.read()
         if request.method != "POST" or request.path != self.path:
             return self._error(404, f"no route {request.method} {request.path}")
+        if self.kind == "openai_responses":
+            try:
+                check_request(raw, request.headers)
+            except RequestRejected as exc:
+                self.bodies.append(orjson.loads(raw))
+                return self._error(exc.status, f"{exc.param}: {exc.message}")
         body = orjson.loads(raw)
         self.bodies.append(body)
         if body.get("stream") is not True:
@@ -260,7 +314,7 @@ class ModelMock:
             return self._error(answer.status, answer.message, answer.kind, scripted=True)
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)
-        for chunk in self.stream(body.get("model", "mock"), answer):
+        for chunk in self.stream(body, answer):
             await resp.write(chunk)
             await asyncio.sleep(0)
         await resp.write_eof()
