@@ -6,8 +6,10 @@ candidate into IR blocks, one open at a time: consecutive text parts extend one 
 consecutive thought parts one thinking block, each `functionCall` is a whole tool_use block
 (`ToolUseStart`, one `ToolArgsDelta`, `BlockStop`; an id made up when the provider sent none).
 A `thoughtSignature` on a thought part is that thinking block's signature; on any other part it
-becomes an empty thinking block right before that part's block (the adapter puts it back on the
-part that follows), tagged `gemini:` (`ir.tag_signature`).
+becomes an empty thinking block (a carrier) right before that part's block, or, for a text part
+that continues an open text block (Gemini signs the last part of a text answer), right after that
+text block; the adapter puts a carrier's signature back on the part after it, else on the turn's
+last part. Signatures are tagged `gemini:` (`ir.tag_signature`).
 
 The stream has no terminal event: `MessageDelta` (the last finish reason; `STOP` after a function
 call anywhere in the stream is `tool_use`; usage from the last chunk that carried counts) and
@@ -34,19 +36,23 @@ _TEXT, _THINKING = 1, 2
 class Parts:
     """Parts of one answer → IR block events (`feed(parts, out)`, then `finish(out)`)."""
 
-    __slots__ = ("_next", "_open", "_names", "_ids", "calls")
+    __slots__ = ("_next", "_open", "_names", "_ids", "_deferred", "calls")
 
     def __init__(self, names: ToolNames | None, id_prefix: str) -> None:
         self._next = 0  # the next IR block index
         self._open = 0  # _TEXT, _THINKING or 0
         self._names = names
         self._ids = id_prefix
+        self._deferred: str | None = None  # a signature on the open text, for after it
         self.calls = 0  # function calls seen
 
     def _close(self, out: list) -> None:
         if self._open:
             out.append(ir.BlockStop(self._next - 1))
             self._open = 0
+            if self._deferred:  # a text's signature follows its block (its carrier)
+                sig, self._deferred = self._deferred, None
+                self._carrier(sig, out)
 
     def _start(self, kind: int, out: list) -> int:
         self._close(out)
@@ -75,7 +81,10 @@ class Parts:
                     self._close(out)
                 continue
             if sig:
-                self._carrier(sig, out)
+                if text is not None and self._open == _TEXT:
+                    self._deferred = sig  # a text's signature: the text stays one block
+                else:
+                    self._carrier(sig, out)
             if text is not None:
                 if text:
                     index = self._next - 1 if self._open == _TEXT else self._start(_TEXT, out)
