@@ -307,6 +307,19 @@ class Metrics:
             child = self._c_fallbacks[key] = self._fallbacks.labels(*key)
         child.inc()
 
+    def add_providers(self, provider_names: Iterable[str],
+                      key_labels: dict[str, tuple[str, ...]] | None = None,
+                      clients: Iterable[str] = ()) -> None:
+        """A reloaded config's providers, pool keys and clients become valid labels too (their
+        series appear at first use); each configured provider's circuit starts closed."""
+        names = frozenset(provider_names)
+        self.providers = self.providers | names
+        self.clients = self.clients | frozenset(clients)
+        for provider, labels in (key_labels or {}).items():
+            self.key_labels[provider] = self.key_labels.get(provider, frozenset()) | frozenset(labels)
+        for name in names:
+            self.circuit(name, "closed")
+
     def key_event(self, provider: str, key: str, event: str, amount: int = 1) -> None:
         """Labels outside the configured keys and `KEY_EVENTS` become "other" (bounded)."""
         child = self._c_keys.get((provider, key, event))

@@ -39,10 +39,14 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class Gateway:
-    """Everything one app needs, built once at start-up."""
+    """Everything one app needs, built at start-up and again at each reload (`ferryllm.reload`):
+    `previous`, the gateway it replaces, hands over what outlives a config (metrics, key
+    cooldowns). `active` counts the requests it serves; once `retire`d it closes its provider
+    sessions when the last one ends."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, previous: Gateway | None = None) -> None:
         self.config = config
+        self.active, self.retired = 0, False
         self.router = Router(config)
         # a key pool gets one adapter per key, each with its key in its headers
         key_adapters = {p.name: tuple(protocols.get(p.type).adapter(replace(p, api_key=k.api_key))
@@ -51,12 +55,16 @@ class Gateway:
         self.adapters = {p.name: key_adapters[p.name][0] if p.keys
                          else protocols.get(p.type).adapter(p) for p in config.providers}
         self.transport = Transport(config.providers)
-        self.metrics = Metrics(provider_names=[p.name for p in config.providers],
-                               entries=[p.name for p in protocols.entries()],
-                               key_labels={p.name: tuple(k.label for k in p.keys)
-                                           for p in config.providers if p.keys},
-                               clients=[c.name for c in config.auth.clients],
-                               shared_state=config.shared_state is not None)
+        key_labels = {p.name: tuple(k.label for k in p.keys) for p in config.providers if p.keys}
+        clients = [c.name for c in config.auth.clients]
+        if previous is None or previous.metrics.shared_state != (config.shared_state is not None):
+            self.metrics = Metrics(provider_names=[p.name for p in config.providers],
+                                   entries=[p.name for p in protocols.entries()],
+                                   key_labels=key_labels, clients=clients,
+                                   shared_state=config.shared_state is not None)
+        else:
+            self.metrics = previous.metrics
+            self.metrics.add_providers([p.name for p in config.providers], key_labels, clients)
         self.breakers = Breakers(config, on_change=self.metrics.circuit)
         self.auth = ClientAuth(config.auth)
         self.admission = Admission(config.server, config.auth)
@@ -69,8 +77,29 @@ class Gateway:
         self.relay = Relay(config, self.adapters, self.transport, self.breakers,
                            Backoff(config.server.retry_backoff_ms, config.server.retry_backoff_max_ms),
                            self.metrics, self.keepalive, key_adapters=key_adapters,
-                           cooldowns=self.shared.cooldowns if self.shared else None)
+                           cooldowns=self.shared.cooldowns if self.shared is not None
+                           else previous.relay.cooldowns if previous is not None else None)
         self.body_limit = int(config.server.body_limit_mb * 1024 * 1024)
+
+    async def start(self) -> None:
+        self.keepalive.start()
+        if self.shared is not None:
+            await self.shared.start()
+
+    def retire(self) -> None:
+        """No new request comes here; close once the last one has ended."""
+        self.retired = True
+        if not self.active:
+            _closing.add(task := asyncio.get_running_loop().create_task(self.close()))
+            task.add_done_callback(_closing.discard)
+
+    async def close(self) -> None:
+        """Idempotent: a retired gateway may be closed again at shutdown."""
+        await self.keepalive.stop()
+        await self.transport.close()
+        shared, self.shared = self.shared, None
+        if shared is not None:
+            await shared.close()
 
     async def admit(self, request: web.Request, proto: Protocol):
         """Auth, then rate limits, concurrency permits, token rates and budgets: a `Ticket` to
@@ -86,7 +115,26 @@ class Gateway:
         return self.admission.admit(client, time.monotonic(), time.time())
 
 
-GATEWAY = web.AppKey("gateway", Gateway)
+class Live:
+    """The gateway new requests get: swapped whole by a reload."""
+
+    __slots__ = ("gateway", "retired")
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.retired: list[Gateway] = []  # closed at shutdown if still open
+
+    def swap(self, new: Gateway) -> Gateway:
+        old, self.gateway = self.gateway, new
+        self.retired = [g for g in self.retired if g.active]
+        self.retired.append(old)
+        old.retire()
+        return old
+
+
+GATEWAY = web.AppKey("gateway", Gateway)  # the gateway the app was built with
+LIVE = web.AppKey("live", Live)  # the one serving now
+_closing: set[asyncio.Task] = set()  # reloads running, retired gateways being closed
 
 
 _ID_PREFIX = "req_" + uuid.uuid4().hex[:12]
@@ -148,7 +196,8 @@ async def _read_json(request: web.Request, limit: int, timeout: float) -> dict:
 
 
 async def _chat(request: web.Request, proto: Protocol, decode) -> web.StreamResponse:
-    gw = request.app[GATEWAY]
+    gw = request.app[LIVE].gateway
+    gw.active += 1
     loop = asyncio.get_running_loop()
     started = loop.time()
     request_id = _request_id(request)
@@ -202,12 +251,16 @@ async def _chat(request: web.Request, proto: Protocol, decode) -> web.StreamResp
         if gw.access.enabled():
             gw.access.write(access_record(request_id, proto.name, display_model, stream, status,
                                           outcome, duration))
+        gw.active -= 1
+        if gw.retired and not gw.active:
+            gw.retire()
 
 
 async def _count_tokens(request: web.Request, proto: Protocol, decode) -> web.Response:
     """Forwarded to the route's provider when its adapter counts tokens (`count_tokens`), else
     a local estimate; never a generation."""
-    gw = request.app[GATEWAY]
+    gw = request.app[LIVE].gateway
+    gw.active += 1
     request_id = _request_id(request)
     ticket = None
     try:
@@ -240,10 +293,13 @@ async def _count_tokens(request: web.Request, proto: Protocol, decode) -> web.Re
     finally:
         if ticket is not None:
             ticket.release()
+        gw.active -= 1
+        if gw.retired and not gw.active:
+            gw.retire()
 
 
 async def _models(request: web.Request, proto: Protocol) -> web.Response:
-    gw = request.app[GATEWAY]
+    gw = request.app[LIVE].gateway
     rows = [{"id": pattern, "owned_by": provider, "match_type": match_type,
              "backend_model": backend}
             for pattern, match_type, provider, backend in gw.router.models()]
@@ -271,7 +327,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    gw = request.app[GATEWAY]
+    gw = request.app[LIVE].gateway
     now = time.monotonic()
     if not gw.breakers.enabled or gw.breakers.available(now):
         return web.Response(text="ready")
@@ -279,7 +335,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    gw = request.app[GATEWAY]
+    gw = request.app[LIVE].gateway
     if not gw.config.metrics.enabled:
         return _not_found(request)
     body, content_type = gw.metrics.render()
@@ -316,6 +372,7 @@ def build_app(config: Config) -> web.Application:
     gw = Gateway(config)
     app = web.Application(client_max_size=gw.body_limit)
     app[GATEWAY] = gw
+    app[LIVE] = live = Live(gw)
     r = app.router
     for proto in protocols.entries():
         for route in proto.entry.routes:
@@ -328,15 +385,11 @@ def build_app(config: Config) -> web.Application:
     r.add_route("*", "/{tail:.*}", no_route)  # last: 404/405 in protocol shape
 
     async def on_startup(app: web.Application) -> None:
-        gw.keepalive.start()
-        if gw.shared is not None:
-            await gw.shared.start()
+        await gw.start()
 
     async def on_cleanup(app: web.Application) -> None:
-        await gw.keepalive.stop()
-        await gw.transport.close()
-        if gw.shared is not None:
-            await gw.shared.close()
+        for g in (*live.retired, live.gateway):
+            await g.close()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
@@ -353,8 +406,10 @@ def make_runner(app: web.Application, config: Config) -> web.AppRunner:
 async def serve_forever(config: Config, *, reuse_port: bool = False,
                         on_ready: Callable[[Any], None] | None = None,
                         extra_apps: list | None = None) -> None:
-    """Serve until SIGTERM/SIGINT, then stop accepting, drain for up to `shutdown_grace_secs`."""
-    runner = make_runner(build_app(config), config)
+    """Serve until SIGTERM/SIGINT, then stop accepting, drain for up to `shutdown_grace_secs`;
+    SIGHUP reloads the config file (`ferryllm.reload`)."""
+    app = build_app(config)
+    runner = make_runner(app, config)
     await runner.setup()
     host, port = config.server.host_port
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=2048)
@@ -364,6 +419,12 @@ async def serve_forever(config: Config, *, reuse_port: bool = False,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    from .reload import reload_app
+
+    def hup() -> None:
+        _closing.add(task := loop.create_task(reload_app(app)))
+        task.add_done_callback(_closing.discard)
+    loop.add_signal_handler(signal.SIGHUP, hup)
     log.info("ferryllm %s listening on %s", __version__, config.server.listen)
     if on_ready:
         on_ready(runner)
@@ -385,8 +446,8 @@ def run_async(coro) -> None:
     finally:
         # closing the loop restored the default handlers: a second SIGTERM arriving while the
         # process exits must not turn a clean drain into death by signal
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def run(config: Config, *, workers: int = 1) -> int:

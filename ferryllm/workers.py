@@ -1,6 +1,9 @@
 """`ferryllm serve --workers N`: N forked processes share the port with SO_REUSEPORT (the kernel
 spreads connections across them); the parent supervises them: a worker that dies is restarted,
 SIGTERM/SIGINT is passed on to all of them (each drains its streams), then the parent exits 0.
+SIGHUP: the parent reads the config file again; a valid one is passed on as SIGHUP to every
+worker (each reloads, `ferryllm.reload`) and serves the workers it starts from then on; an invalid
+one is reported once, by the parent, and changes nothing.
 
 Metrics are aggregated across workers with prometheus_client's multi-process mode
 (`PROMETHEUS_MULTIPROC_DIR`, a fresh temporary folder unless already set). Rate limits,
@@ -50,19 +53,27 @@ def supervise(config: Config, workers: int) -> int:
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         own_dir = tempfile.mkdtemp(prefix="ferryllm-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
-    stopping = False
+    stopping = reloading = False
 
     def stop(signum, frame) -> None:
         nonlocal stopping
         stopping = True
 
+    def hup(signum, frame) -> None:
+        nonlocal reloading
+        reloading = True
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, hup)
     children = {_spawn(config): time.monotonic() for _ in range(workers)}
     log.info("supervising %d workers on %s", workers, config.server.listen)
     code = 0
     try:
         while children and not stopping:
+            if reloading:
+                reloading = False
+                config = _reload(config, list(children))
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 time.sleep(0.1)
@@ -97,6 +108,23 @@ def supervise(config: Config, workers: int) -> int:
         if own_dir:
             shutil.rmtree(own_dir, ignore_errors=True)
     return code
+
+
+def _reload(config: Config, workers: list[int]) -> Config:
+    """The new config after SIGHUP was passed on to the workers, or the running one after one
+    `error:` line."""
+    from .reload import read
+    if not config.source:
+        return config
+    new = read(config.source, config)
+    if new is None:
+        return config
+    for pid in workers:
+        try:
+            os.kill(pid, signal.SIGHUP)
+        except ProcessLookupError:
+            pass
+    return new
 
 
 def _mark_dead(pid: int) -> None:

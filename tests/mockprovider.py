@@ -20,6 +20,7 @@ class Reply:
     gap: float = 0.0  # pause between chunks
     delay: float = 0.0  # pause before the headers
     hang_after: int | None = None  # after this many chunks, stay silent until cancelled
+    resume: asyncio.Event | None = None  # … or until this is set, then go on
     reset_after: int | None = None  # after this many chunks, drop the connection
 
 
@@ -76,7 +77,7 @@ class MockProvider:
         try:
             for i, chunk in enumerate(reply.chunks):
                 if reply.hang_after is not None and i == reply.hang_after:
-                    await asyncio.Event().wait()
+                    await (reply.resume or asyncio.Event()).wait()
                 if reply.reset_after is not None and i == reply.reset_after:
                     request.transport.close()
                     return resp
