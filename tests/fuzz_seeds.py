@@ -15,6 +15,8 @@ so requests that survive validation reach a well-behaved provider of every type.
 """
 from __future__ import annotations
 
+from orjson import dumps as orjson_dumps
+
 _TOOL = {"name": "get_weather", "description": "Weather for a city",
          "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
                           "required": ["city"]}}
@@ -110,6 +112,42 @@ for _version in ("v1beta", "v1"):
         {"generateContentRequest": {**_GEMINI_CHAT, "model": "models/m"}}]
 
 # `{model}` is filled with the body's model (escaped) by the fuzzer
+_RESPONSES = {
+    "model": "m", "stream": False, "store": False, "instructions": "You are terse.",
+    "include": ["reasoning.encrypted_content"], "prompt_cache_key": "session-1",
+    "reasoning": {"effort": "low", "summary": "auto"}, "max_output_tokens": 64,
+    "parallel_tool_calls": True, "tool_choice": "auto", "text": {"verbosity": "low"},
+    "input": [
+        {"type": "message", "role": "developer", "content": [
+            {"type": "input_text", "text": "Be brief."}]},
+        {"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": "Weather in Oslo?"},
+            {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}]},
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "hm"}],
+         "encrypted_content": "gAAAA-enc"},
+        {"type": "message", "id": "msg_1", "role": "assistant", "phase": "commentary",
+         "content": [{"type": "output_text", "text": "Checking."}]},
+        {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather",
+         "arguments": "{\"city\":\"Oslo\"}"},
+        {"type": "custom_tool_call", "id": "ctc_1", "call_id": "call_2", "name": "apply_patch",
+         "input": "*** Begin Patch\n*** End Patch"},
+        {"type": "function_call_output", "call_id": "call_1", "output": [
+            {"type": "input_text", "text": "rain"}]},
+        {"type": "custom_tool_call_output", "call_id": "call_2", "output": "Done"},
+        {"type": "web_search_call", "id": "ws_1", "status": "completed"},
+        {"type": "additional_tools", "role": "developer", "tools": [
+            {"type": "namespace", "name": "mcp__srv", "description": "a server", "tools": [
+                {"type": "function", "name": "lookup", "parameters": {"type": "object"}}]}]}],
+    "tools": [{"type": "function", "name": "get_weather", "description": "Weather",
+               "parameters": _TOOL["input_schema"], "strict": False},
+              {"type": "custom", "name": "apply_patch", "description": "Edit files",
+               "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}},
+              {"type": "web_search"}],
+}
+SEEDS["/v1/responses"] = [_RESPONSES, {**_RESPONSES, "stream": True},
+                          {"model": "m", "input": "hi"}]
+SEEDS["/responses"] = [{"model": "m", "input": "hi", "stream": True}]
+
 URLS: dict[str, str] = {
     "/v1beta/models/{model:[^:]+}:{action:generateContent|streamGenerateContent}":
         "/v1beta/models/{model}:generateContent",
@@ -161,6 +199,27 @@ _GEMINI_SSE = (b'data: {"candidates":[{"content":{"role":"model","parts":[{"text
                b'"candidatesTokenCount":1,"totalTokenCount":4},"modelVersion":"b",'
                b'"responseId":"r1"}\r\n\r\n')
 
+_RESPONSES_JSON = {"id": "resp_1", "object": "response", "created_at": 1, "status": "completed",
+                   "model": "b", "output": [{"id": "msg_1", "type": "message", "role": "assistant",
+                                             "status": "completed", "content": [
+                                                 {"type": "output_text", "text": "ok",
+                                                  "annotations": []}]}],
+                   "usage": {"input_tokens": 3, "output_tokens": 1, "total_tokens": 4}}
+_RESPONSES_SSE = (
+    b'event: response.created\ndata: {"type":"response.created","sequence_number":0,'
+    b'"response":{"id":"resp_1","model":"b","status":"in_progress","output":[]}}\n\n'
+    b'event: response.output_item.added\ndata: {"type":"response.output_item.added",'
+    b'"sequence_number":1,"output_index":0,"item":{"id":"msg_1","type":"message",'
+    b'"role":"assistant","status":"in_progress","content":[]}}\n\n'
+    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+    b'"sequence_number":2,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"ok"}\n\n'
+    b'event: response.output_item.done\ndata: {"type":"response.output_item.done",'
+    b'"sequence_number":3,"output_index":0,"item":{"id":"msg_1","type":"message",'
+    b'"role":"assistant","status":"completed","content":[{"type":"output_text","text":"ok"}]}}'
+    b'\n\n'
+    b'event: response.completed\ndata: {"type":"response.completed","sequence_number":4,'
+    b'"response":' + orjson_dumps(_RESPONSES_JSON) + b'}\n\n')
+
 PROVIDER_REPLIES: dict[str, tuple[dict, bytes]] = {
     "/v1beta/models/*:generateContent": (_GEMINI_JSON, b""),
     "/v1beta/models/*:streamGenerateContent": (_GEMINI_JSON, _GEMINI_SSE),
@@ -168,4 +227,5 @@ PROVIDER_REPLIES: dict[str, tuple[dict, bytes]] = {
     "/v1/chat/completions": (_OPENAI_JSON, _OPENAI_SSE),
     "/v1/messages": (_ANTHROPIC_JSON, _ANTHROPIC_SSE),
     "/v1/messages/count_tokens": ({"input_tokens": 3}, b""),
+    "/v1/responses": (_RESPONSES_JSON, _RESPONSES_SSE),
 }

@@ -6,6 +6,7 @@ import time
 
 from .. import Entry, EntryRoute, Protocol
 from . import entry, output
+from .adapter import ResponsesAdapter
 from .entry_stream import StreamEncoder
 
 
@@ -33,4 +34,5 @@ PROTOCOL = Protocol(
         ping=StreamEncoder.PING,
         path_prefixes=("/v1/responses", "/responses"),
     ),
+    adapter=ResponsesAdapter,
 )
