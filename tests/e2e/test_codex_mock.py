@@ -6,6 +6,9 @@ Covers a plain answer, a shell round trip (the result comes back paired by `call
 `apply_patch` edit that changes a file on disk, and two parallel calls."""
 from __future__ import annotations
 
+import re
+import shutil
+
 import orjson
 import pytest
 
@@ -105,7 +108,8 @@ async def test_two_parallel_calls(codex, serve, tmp_path):
 
 async def test_documented_config_sends_the_full_tool_set(codex, serve, tmp_path):
     """docs/codex.md's files as they are (examples/codex/): Codex knows the model name from the
-    catalog next to config.toml and sends `apply_patch` as a freeform tool."""
+    catalog next to config.toml, sends `apply_patch` as a freeform tool, and connects to
+    nothing but the gateway (every connect() seen by strace)."""
     mock = ResponsesMock(turn(text("Configured.")))
     url = await serve(mock)
     codex_home = tmp_path / "home" / ".codex"
@@ -114,9 +118,17 @@ async def test_documented_config_sends_the_full_tool_set(codex, serve, tmp_path)
     config = (EXAMPLES / "config.toml").read_text()
     assert 'base_url = "http://127.0.0.1:3000/v1"' in config
     config = config.replace("http://127.0.0.1:3000", url)
-    run = await run_codex(codex, url, "Say hello.", tmp_path, config=config,
+    strace = shutil.which("strace")
+    assert strace, "strace is needed to see where Codex connects (apt-get install strace)"
+    trace = tmp_path / "connect.trace"
+    run = await run_codex([strace, "-f", "-qq", "-e", "trace=connect", "-o", str(trace), *codex],
+                          url, "Say hello.", tmp_path, config=config,
                           env={"FERRYLLM_API_KEY": "client-key"})
     assert run.code == 0, run.explain()
+    # the only place Codex connects to is the gateway: no DNS, no other host
+    hosts = set(re.findall(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"',
+                           trace.read_text()))
+    assert hosts == {("127.0.0.1", "")}, hosts
     assert "not found. Defaulting to fallback metadata" not in run.stderr
     (body,) = check_all_accepted(mock, 1)
     assert body["model"] == "ferry-coder"
