@@ -33,6 +33,7 @@ class Facts:
     user_text: str  # every user text of the conversation, joined
     results: list[str]  # the tool results of the latest turn, in call order ([] if none)
     tools: set[str] = field(default_factory=set)
+    json_schema: dict | None = None  # structured output asked for: answer JSON of this schema
 
 
 Plan = Callable[[Facts], "Say | list[Call]"]
@@ -64,12 +65,14 @@ class ModelMock:
         self.bodies.append(raw)
         self.headers.append(dict(request.headers))
         body = orjson.loads(raw)
-        if not body.get("stream"):
-            return self.refuse(400, "the mock only streams")
         problem = self.check(body)
         if problem:
             return self.refuse(400, problem)
         decision = self.plan(self.facts(body))
+        if not body.get("stream"):
+            calls = [] if isinstance(decision, Say) else decision
+            return web.json_response(self.whole(decision.text if isinstance(decision, Say)
+                                                else None, calls))
         frames = self.say(decision.text) if isinstance(decision, Say) else self.call(decision)
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)
@@ -94,6 +97,7 @@ class ModelMock:
     def facts(self, body: dict) -> Facts: ...
     def say(self, text: str) -> list[bytes]: ...
     def call(self, calls: list[Call]) -> list[bytes]: ...
+    def whole(self, text: str | None, calls: list[Call]) -> dict: ...
 
 
 class OpenAIModel(ModelMock):
@@ -131,7 +135,23 @@ class OpenAIModel(ModelMock):
             results.insert(0, content if isinstance(content, str) else orjson.dumps(content).decode())
         user = [m.get("content") for m in messages if m.get("role") == "user"]
         tools = {(t.get("function") or {}).get("name") for t in body.get("tools") or []}
-        return Facts(orjson.dumps(user).decode(), results, tools)
+        fmt = body.get("response_format") or {}
+        schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" \
+            else None
+        return Facts(orjson.dumps(user).decode(), results, tools, schema)
+
+    def whole(self, text: str | None, calls: list[Call]) -> dict:
+        message: dict = {"role": "assistant", "content": text}
+        if calls:
+            message["tool_calls"] = [{"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
+                                      "function": {"name": c.name,
+                                                   "arguments": orjson.dumps(c.args).decode()}}
+                                     for c in calls]
+        return {"id": "chatcmpl-ferry", "object": "chat.completion", "created": 1700000000,
+                "model": self.model, "choices": [{
+                    "index": 0, "message": message,
+                    "finish_reason": "tool_calls" if calls else "stop"}],
+                "usage": {"prompt_tokens": 1200, "completion_tokens": 30, "total_tokens": 1230}}
 
     def _chunk(self, delta: dict, finish: str | None = None) -> bytes:
         return b"data: " + orjson.dumps({
@@ -221,6 +241,15 @@ class AnthropicModel(ModelMock):
                     b.get("text", "") for b in content if b.get("type") == "text"]
         return Facts(orjson.dumps(user).decode(), results,
                      {t.get("name") for t in body.get("tools") or []})
+
+    def whole(self, text: str | None, calls: list[Call]) -> dict:
+        content = [{"type": "text", "text": text}] if text is not None else []
+        content += [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:24], "name": c.name,
+                     "input": c.args} for c in calls]
+        return {"id": "msg_" + uuid.uuid4().hex[:24], "type": "message", "role": "assistant",
+                "model": self.model, "content": content,
+                "stop_reason": "tool_use" if calls else "end_turn", "stop_sequence": None,
+                "usage": {"input_tokens": 1200, "output_tokens": 30}}
 
     @staticmethod
     def _event(name: str, data: dict) -> bytes:

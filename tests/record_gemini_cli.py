@@ -33,7 +33,10 @@ SECRET_HEADERS = ("x-goog-api-key", "authorization")
 def cli_plan(facts: Facts) -> Say | list[Call]:
     """The model of the shell scenarios, for any provider protocol: calls run_shell_command once
     (or twice in parallel) when the prompt asks and no result came back yet, then reports the
-    results; a plain answer otherwise."""
+    results; a plain answer otherwise; JSON of the asked schema for the CLI's router (model
+    `auto` scores each prompt with a structured-output call first)."""
+    if facts.json_schema is not None:
+        return Say(json.dumps({"complexity_reasoning": "a greeting", "complexity_score": 5}))
     if facts.results:
         outputs = " and ".join(r.strip() for r in facts.results)
         return Say(f"The commands printed {outputs}; the ferry has arrived.")
@@ -47,12 +50,9 @@ def cli_plan(facts: Facts) -> Say | list[Call]:
 
 
 def shell_plan(body: dict, model: str) -> Turn:
-    """`cli_plan` as a Gemini model (with thought summaries); the router classifier (a
-    JSON-mode request) gets its JSON."""
+    """`cli_plan` as a Gemini model (with thought summaries)."""
     config = snake_get(body, "generationConfig") or {}
-    if snake_get(config, "responseMimeType") == "application/json":
-        return text(json.dumps({"complexity_reasoning": "a greeting",
-                                "complexity_score": 5}))
+    schema = snake_get(config, "responseJsonSchema") or snake_get(config, "responseSchema")
     contents = snake_get(body, "contents")
     results = [snake_get(p, "functionResponse") for p in contents[-1].get("parts", [])
                if snake_get(p, "functionResponse")]
@@ -61,7 +61,9 @@ def shell_plan(body: dict, model: str) -> Turn:
     tools = {d.get("name") for t in snake_get(body, "tools") or []
              for d in snake_get(t, "functionDeclarations") or []}
     decision = cli_plan(Facts(json.dumps(user), [str(r.get("response", {}).get("output", ""))
-                                                 for r in results], tools))
+                                                 for r in results], tools, schema))
+    if schema is not None:
+        return text(decision.text)
     if isinstance(decision, Say):
         return text(decision.text, thought="Time to answer.")
     return calls(*[(c.name, c.args) for c in decision], thought="The user wants commands run.")

@@ -14,8 +14,10 @@ import pytest
 
 from tests.conftest import make_config
 from tests.gemini_cli import UNTRUSTED_WARNING, GeminiCLIUnavailable, gemini_command, run_gemini
+from tests.mock_gemini import GeminiMock
 from tests.model_mocks import AnthropicModel, ModelMock, OpenAIModel
-from tests.record_gemini_cli import COMMAND, PLAIN_ANSWER, SCENARIOS, SECOND, cli_plan
+from tests.record_gemini_cli import (COMMAND, PLAIN_ANSWER, SCENARIOS, SECOND, cli_plan,
+                                     shell_plan)
 
 pytestmark = pytest.mark.gemini_cli
 
@@ -37,16 +39,18 @@ async def through_ferryllm(gemini, gateway, provider, tmp_path, kind: str, scena
     url = await provider(mock)
     base = await gateway(make_config({"mock": (kind, url)}, [
         {"match": "*", "provider": "mock", "rewrite_model": backend}]))
-    prompt, _, yolo = SCENARIOS[scenario]
-    result = await run_gemini(gemini, base, prompt, tmp_path, model=CLI_MODEL, yolo=yolo,
-                              output="json")
+    prompt, model, yolo = SCENARIOS[scenario]
+    result = await run_gemini(gemini, base, prompt, tmp_path, model=model and CLI_MODEL,
+                              yolo=yolo, output="json")
     assert result.code == 0, result.explain()
     assert not mock.errors, f"the provider refused ferryllm's request: {mock.errors}"
     assert UNTRUSTED_WARNING not in result.stderr
     assert mock.requests, "the provider received no request"
     for body in mock.requests:
-        assert body["model"] == backend and body["stream"] is True
-        assert "run_shell_command" in tool_names(kind, body) or not yolo
+        assert body["model"] == backend
+        if body.get("tools"):  # a conversation turn (not the router's side call)
+            assert body["stream"] is True
+            assert "run_shell_command" in tool_names(kind, body) or not yolo
     return mock, result
 
 
@@ -110,3 +114,45 @@ async def test_two_parallel_calls(gemini, gateway, provider, tmp_path, kind):
     assert [args["command"] for _, _, args in calls] == [COMMAND, SECOND]
     assert [rid for rid, _ in results] == [cid for cid, _, _ in calls]
     assert "FERRY-BOAT" in results[0][1] and "gnissorc-dnoces" in results[1][1]
+
+
+async def test_auto_model_router_gets_structured_output(gemini, gateway, provider, tmp_path):
+    """The CLI's default model `auto` first scores the prompt with a JSON-mode `:generateContent`
+    (an UPPER-case-typed `responseJsonSchema`); ferryllm sends it as a Chat Completions
+    `response_format` the provider accepts, and the answer lets the router pick a model."""
+    mock, result = await through_ferryllm(gemini, gateway, provider, tmp_path, "openai",
+                                          "auto_model")
+    assert result.json["response"].strip() == PLAIN_ANSWER
+    classifier, main = mock.requests
+    assert "stream" not in classifier and "tools" not in classifier
+    schema = classifier["response_format"]["json_schema"]["schema"]
+    assert schema["type"] == "object"
+    assert {p["type"] for p in schema["properties"].values()} == {"string", "integer"}
+    assert main["stream"] is True and main["tools"]
+    assert "NumericalClassifierStrategy failed" not in result.stderr
+
+
+async def test_parallel_calls_to_a_gemini_provider_replay_signatures(gemini, gateway, provider,
+                                                                     tmp_path):
+    """Gemini CLI → ferryllm → Gemini (a 3.x model, whose API rejects a replayed call without its
+    thought signature): the signatures the provider issued come back on the calls they came with,
+    two results answer two calls, and the provider sees its own key, never the client's."""
+    mock = GeminiMock(plan=shell_plan, api_key="sk-provider-mock")
+    url = await provider(mock)
+    base = await gateway(make_config({"mock": ("gemini", url)}, [
+        {"match": "*", "provider": "mock", "rewrite_model": "gemini-3-pro-preview"}]))
+    prompt, model, _ = SCENARIOS["parallel"]
+    result = await run_gemini(gemini, base, prompt, tmp_path, model=model, yolo=True,
+                              output="json")
+    assert result.code == 0, result.explain()
+    assert not mock.rejected, f"the Gemini provider rejected ferryllm's request: {mock.rejected}"
+    answer = result.json["response"]
+    assert "FERRY-BOAT" in answer and "gnissorc-dnoces" in answer, result.explain()
+    first, second = mock.generations
+    assert second.path == "/v1beta/models/gemini-3-pro-preview:streamGenerateContent"
+    assert second.headers["x-goog-api-key"] == "sk-provider-mock"
+    call, answered = second.json["contents"][-2:]
+    calls = [p for p in call["parts"] if "functionCall" in p]
+    assert [p["functionCall"]["args"]["command"] for p in calls] == [COMMAND, SECOND]
+    assert calls[0]["thoughtSignature"] in mock.issued
+    assert len([p for p in answered["parts"] if "functionResponse" in p]) == 2
