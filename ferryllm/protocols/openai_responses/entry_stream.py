@@ -233,7 +233,8 @@ class StreamEncoder:
             return out + self._done(reasoning_item(iid, text, secret))
         if kind == _CALL:
             args = text or "{}"
-            return (self._frame("response.function_call_arguments.done", {
+            out = b"" if text else self._delta(args)  # the deltas always sum to the arguments
+            return (out + self._frame("response.function_call_arguments.done", {
                         "item_id": iid, "output_index": index, "name": self._tool.name,
                         "arguments": args})
                     + self._done(call_item(iid, self._call, self._tool, args)))
