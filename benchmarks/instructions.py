@@ -10,6 +10,8 @@ not change between two ferryllm commits, so a before/after ratio is the gateway'
     python -m benchmarks.instructions --requests 200            # streams
     python -m benchmarks.instructions --requests 200 --json-path  # non-streaming
     python -m benchmarks.instructions --floor   # the same through benchmarks/floor.py: the floor
+    python -m benchmarks.instructions --entry gemini      # Gemini client → OpenAI-compatible mock
+    python -m benchmarks.instructions --provider gemini   # Anthropic client → Gemini mock
 Needs valgrind (Debian: apt-get install valgrind). User-space instructions only: syscalls saved
 show in CPU time, not here.
 """
@@ -34,7 +36,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _drive(requests: int, stream: bool, floor: bool = False) -> None:
+def _request(entry: str, stream: bool) -> bytes:
+    """The client's request: Anthropic Messages, or Gemini generateContent (model in the URL)."""
+    import orjson
+
+    if entry == "gemini":
+        body = orjson.dumps({"contents": [{"role": "user", "parts": [{"text": "hello there"}]}],
+                            "generationConfig": {"maxOutputTokens": 64}})
+        path = (b"/v1beta/models/gemini-bench:streamGenerateContent?alt=sse" if stream
+                else b"/v1beta/models/gemini-bench:generateContent")
+    else:
+        body = orjson.dumps({"model": "claude-x", "max_tokens": 64, "stream": stream,
+                             "messages": [{"role": "user", "content": "hello there"}]})
+        path = b"/v1/messages"
+    return (b"POST %s HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n" % (path, len(body))) + body
+
+
+async def _drive(requests: int, stream: bool, floor: bool = False, entry: str = "anthropic",
+                 provider: str = "openai") -> None:
     import logging
 
     import orjson
@@ -48,22 +68,19 @@ async def _drive(requests: int, stream: bool, floor: bool = False) -> None:
     logging.getLogger("ferryllm").setLevel(logging.WARNING)
     mock_port, gw_port = _free_port(), _free_port()
     mock = await start_mock("127.0.0.1", mock_port,
-                            Mock(MockConfig(protocol="anthropic" if floor else "openai")))
+                            Mock(MockConfig(protocol="anthropic" if floor else provider)))
     if floor:  # the bare pass-through proxy: what the fixed shape costs with no translation
         from benchmarks import floor as floor_proxy
         runner = floor_proxy.make_runner(floor_proxy.build_app(f"http://127.0.0.1:{mock_port}"))
     else:
         cfg = Config(server=ServerConfig(listen=f"127.0.0.1:{gw_port}"),
-                     providers=(ProviderConfig(name="p", type="openai", api_key="k",
+                     providers=(ProviderConfig(name="p", type=provider, api_key="k",
                                                base_url=f"http://127.0.0.1:{mock_port}"),),
                      routes=(RouteConfig(match="*", provider="p"),))
         runner = make_runner(build_app(cfg), cfg)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", gw_port).start()
-    body = orjson.dumps({"model": "claude-x", "max_tokens": 64, "stream": stream,
-                         "messages": [{"role": "user", "content": "hello there"}]})
-    request = (b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-               b"content-length: %d\r\n\r\n" % len(body)) + body
+    request = _request(entry, stream)
     reader, writer = await asyncio.open_connection("127.0.0.1", gw_port)
     for _ in range(requests):
         writer.write(request)
@@ -78,9 +95,11 @@ async def _drive(requests: int, stream: bool, floor: bool = False) -> None:
     mock.close()
 
 
-def _count(requests: int, stream: bool, floor: bool) -> int:
+def _count(requests: int, stream: bool, floor: bool, entry: str = "anthropic",
+           provider: str = "openai") -> int:
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-           "-m", "benchmarks.instructions", "--run", str(requests)]
+           "-m", "benchmarks.instructions", "--run", str(requests), "--entry", entry,
+           "--provider", provider]
     if not stream:
         cmd.append("--json-path")
     if floor:
@@ -101,20 +120,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json-path", action="store_true", help="non-streaming requests")
     ap.add_argument("--floor", action="store_true",
                     help="the bare pass-through proxy (benchmarks/floor.py) instead of ferryllm")
+    ap.add_argument("--entry", choices=("anthropic", "gemini"), default="anthropic",
+                    help="the client's protocol (default anthropic)")
+    ap.add_argument("--provider", choices=("openai", "gemini"), default="openai",
+                    help="the mock provider's protocol (default openai)")
     ap.add_argument("--run", type=int, help=argparse.SUPPRESS)  # the measured child
     args = ap.parse_args(argv)
     stream = not args.json_path
     if args.run is not None:
         import uvloop
-        uvloop.run(_drive(args.run, stream, args.floor))
+        uvloop.run(_drive(args.run, stream, args.floor, args.entry, args.provider))
         return 0
     if shutil.which("valgrind") is None:
         print("error: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 1
-    base, loaded = _count(0, stream, args.floor), _count(args.requests, stream, args.floor)
+    shape = (stream, args.floor, args.entry, args.provider)
+    base, loaded = _count(0, *shape), _count(args.requests, *shape)
     per = (loaded - base) // args.requests
-    print(f"{'floor ' if args.floor else ''}{'stream' if stream else 'json'}: {per} instructions "
-          f"per request ({args.requests} requests)")
+    print(f"{'floor ' if args.floor else ''}{args.entry} → {args.provider} "
+          f"{'stream' if stream else 'json'}: {per} instructions per request "
+          f"({args.requests} requests)")
     return 0
 
 

@@ -14,12 +14,16 @@ Presets (as in the Rust reference, every preset targets ferryllm at http://127.0
                       cache_control, 12 tools, a tool round trip; ~10 KB), model claude-sonnet-4-5;
                       compare: :8082. The mock answers a request with tools with one tool call.
   openai-chat         OpenAI Chat Completions of the same shape (~10 KB), model gpt-4o-mini; compare: :8081
+  mock-gemini         Gemini generateContent (`:streamGenerateContent?alt=sse`), a one-line prompt,
+                      model gemini-bench (→ the OpenAI-compatible mock); compare: the Gemini mock on
+                      :8083. `--preset mock-anthropic --model via-gemini` loads the Gemini adapter.
 
 Closed loop (`--concurrency N`: N requests always in flight) or open loop (`--rate R`: requests
 start on a fixed schedule whatever the completions, and latency counts from the scheduled start,
 so queueing shows). Streams are read with aiohttp `iter_any()` and ferryllm's `SSEParser`, or with
 aiohttp-sse-client (`--client aiohttp-sse-client`) as an independent check of the SSE framing; a
-stream that does not end properly (Anthropic `message_stop`, OpenAI `[DONE]`) is an error.
+stream that does not end properly (Anthropic `message_stop`, OpenAI `[DONE]`, Gemini a chunk with
+`finishReason`) is an error.
 Exit status 1 when any request failed.
 """
 from __future__ import annotations
@@ -57,11 +61,13 @@ class Preset:
 
 
 GATEWAY, OPENAI_MOCK, ANTHROPIC_MOCK = "http://127.0.0.1:3000", "http://127.0.0.1:8081", "http://127.0.0.1:8082"
+GEMINI_MOCK = "http://127.0.0.1:8083"
 PRESETS = {
     "mock-anthropic": Preset("anthropic", GATEWAY, "claude-bench", ANTHROPIC_MOCK),
     "mock-openai": Preset("openai", GATEWAY, "gpt-bench", OPENAI_MOCK),
     "anthropic-messages": Preset("anthropic", GATEWAY, "claude-sonnet-4-5", ANTHROPIC_MOCK, realistic=True),
     "openai-chat": Preset("openai", GATEWAY, "gpt-4o-mini", OPENAI_MOCK, realistic=True),
+    "mock-gemini": Preset("gemini", GATEWAY, "gemini-bench", GEMINI_MOCK),
 }
 
 
@@ -72,11 +78,12 @@ class StreamCheck:
     `validate=True` parses every event's JSON too. `feed()` is True when the first content
     event arrived."""
 
-    __slots__ = ("parser", "anthropic", "validate", "content", "done", "error")
+    __slots__ = ("parser", "anthropic", "gemini", "validate", "content", "done", "error")
 
     def __init__(self, protocol: str, validate: bool = False) -> None:
         self.parser = SSEParser()
         self.anthropic = protocol == "anthropic"
+        self.gemini = protocol == "gemini"
         self.validate = validate
         self.content = self.done = False
         self.error: str | None = None
@@ -113,6 +120,19 @@ class StreamCheck:
                 obj = self._json(data)
                 if obj is not None:
                     self.error = "stream_error:" + str((obj.get("error") or {}).get("type"))
+        elif self.gemini:  # no end event: the chunk with a finish reason ends the answer
+            if not self.content or self.validate or b'"error"' in data or b'"finishReason"' in data:
+                obj = self._json(data)
+                if obj is None:
+                    return
+                if "error" in obj:
+                    self.error = "stream_error:" + str((obj.get("error") or {}).get("status"))
+                    return
+                candidate = (obj.get("candidates") or [{}])[0]
+                if not self.content and (candidate.get("content") or {}).get("parts"):
+                    self.content = True
+                if candidate.get("finishReason"):
+                    self.done = True
         elif data == b"[DONE]":
             self.done = True
         elif not self.content or self.validate or b'"error"' in data:
@@ -168,7 +188,10 @@ SYSTEM = ("You are an interactive CLI tool that helps users with software engine
 
 def request_body(protocol: str, model: str, stream: bool, max_tokens: int, realistic: bool = False) -> dict:
     """The preset's request: a one-line prompt, or a Claude Code-shaped turn (system prompt,
-    tools, a tool round trip)."""
+    tools, a tool round trip). Gemini's model and stream flag are in the URL (`full_url`)."""
+    if protocol == "gemini":
+        return {"contents": [{"role": "user", "parts": [{"text": "Say hello in twenty short chunks."}]}],
+                "generationConfig": {"maxOutputTokens": max_tokens}}
     if not realistic:
         messages = [{"role": "user", "content": "Say hello in twenty short chunks."}]
         body = {"model": model, "max_tokens": max_tokens, "messages": messages, "stream": stream}
@@ -210,8 +233,11 @@ def request_body(protocol: str, model: str, stream: bool, max_tokens: int, reali
     return body
 
 
-def full_url(base: str, protocol: str) -> str:
+def full_url(base: str, protocol: str, model: str = "", stream: bool = False) -> str:
     base = base.rstrip("/")
+    if protocol == "gemini":
+        action = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
+        return f"{base}/v1beta/models/{model}{action}"
     return base if base.endswith(PATHS[protocol]) else base + PATHS[protocol]
 
 
@@ -261,7 +287,7 @@ def _check_json(body: bytes, protocol: str) -> str | None:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
         return "bad_json"
-    key = "content" if protocol == "anthropic" else "choices"
+    key = {"anthropic": "content", "gemini": "candidates"}.get(protocol, "choices")
     return None if isinstance(obj, dict) and obj.get(key) else "bad_body"
 
 
@@ -476,8 +502,8 @@ def build_target(args: argparse.Namespace, base_url: str) -> Target:
         body.setdefault("model", args.model)
     else:
         body = request_body(args.protocol, args.model, args.stream, args.max_tokens, args.realistic)
-    return Target(URL(full_url(base_url, args.protocol)), args.protocol, orjson.dumps(body), headers, args.stream,
-                  args.validate)
+    url = URL(full_url(base_url, args.protocol, args.model, args.stream), encoded=True)
+    return Target(url, args.protocol, orjson.dumps(body), headers, args.stream, args.validate)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

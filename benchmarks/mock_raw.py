@@ -16,6 +16,7 @@ import orjson
 
 from benchmarks.mock_upstream import MODELS, Mock, Plan
 
+GEMINI = b"/v1beta/models/"  # + {model}:{action}
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
 REASONS = {200: b"OK", 400: b"Bad Request", 401: b"Unauthorized", 403: b"Forbidden",
@@ -92,6 +93,12 @@ class RawHTTP(asyncio.Protocol):
 
     def respond(self, method: bytes, path: bytes, body: bytes, headers: dict, keep: bool) -> None:
         route = self.routes.get(path) if method == b"POST" else None
+        model = stream = None
+        if route is None and method == b"POST" and path.startswith(GEMINI):
+            # Gemini puts the model and the action in the path
+            route = self.routes.get(GEMINI)
+            name, _, action = path[len(GEMINI):].partition(b":")
+            model, stream = name.decode("latin-1"), action == b"streamGenerateContent"
         if route is None:
             if method == b"GET" and path == b"/health":
                 self.send([response(200, orjson.dumps(self.health.health_body()))], 0.0, 0.0, keep)
@@ -102,7 +109,7 @@ class RawHTTP(asyncio.Protocol):
                           0.0, 0.0, keep)
             return
         mock, protocol = route
-        plan: Plan = mock.plan(protocol, body, headers)
+        plan: Plan = mock.plan(protocol, body, headers, model, stream)
         enc = plan.enc
         if enc is None:
             parts = [response(plan.status, plan.error, b"retry-after: 1\r\n" if plan.status == 429 else b"")]
@@ -151,6 +158,8 @@ async def start(host: str, port: int, mock: Mock) -> asyncio.AbstractServer:
         routes[b"/v1/chat/completions"] = (mock, "openai")
     if mock.config.protocol in ("anthropic", "both"):
         routes[b"/v1/messages"] = (mock, "anthropic")
+    if mock.config.protocol == "gemini":
+        routes[GEMINI] = (mock, "gemini")
     loop = asyncio.get_running_loop()
     return await loop.create_server(lambda: RawHTTP(routes, mock), host, port, backlog=4096,
                                     reuse_address=True)

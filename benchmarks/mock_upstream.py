@@ -1,12 +1,13 @@
-"""A fast mock upstream for benchmarks: OpenAI-compatible `POST /v1/chat/completions` and
-Anthropic `POST /v1/messages`, streaming and not, with a configurable chunk count, chunk size,
+"""A fast mock upstream for benchmarks: OpenAI-compatible `POST /v1/chat/completions`,
+Anthropic `POST /v1/messages` and Gemini `POST /v1beta/models/{model}:generateContent` /
+`:streamGenerateContent?alt=sse`, streaming and not, with a configurable chunk count, chunk size,
 time to first byte and gap between chunks, and tool-call streams.
 
 It must never be the bottleneck, so every response is encoded once and cached: the bytes for a
 given (protocol, model, chunks, size, tool calls) are the same for every request (fixed ids), and
 without a gap a whole stream goes out in one `write()`.
 
-    python -m benchmarks.mock_upstream --openai-port 8081 --anthropic-port 8082
+    python -m benchmarks.mock_upstream --openai-port 8081 --anthropic-port 8082 --gemini-port 8083
     python -m benchmarks.mock_upstream --port 8081 --protocol openai --chunks 20 --chunk-bytes 20
     python -m benchmarks.mock_upstream --engine aiohttp ...   # the aiohttp app instead of the raw engine
 
@@ -52,7 +53,7 @@ class MockConfig:
     gap_ms: float = 0.0  # delay between chunks
     tool_calls: int = 0  # tool calls streamed after the text
     tool_calls_if_offered: int = 1  # tool calls when the request offers tools and tool_calls is 0
-    protocol: str = "both"  # which routes to mount: openai, anthropic or both
+    protocol: str = "both"  # which routes to mount: openai, anthropic, both or gemini
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,40 @@ def _anthropic(shape: Shape) -> Encoded:
     return _assemble(frames, b"" if shape.truncate else tail, body)
 
 
+def _gemini(shape: Shape) -> Encoded:
+    """Gemini's SSE: one `data:` frame per chunk, `\r\n\r\n` after each; each call whole in
+    one chunk (the first with a thought signature); the last chunk has the finish reason and
+    the full usage."""
+    def frame(parts: list[dict], finish: str | None = None, usage: dict | None = None) -> bytes:
+        candidate: dict = {"content": {"parts": parts, "role": "model"}, "index": 0}
+        if finish:
+            candidate["finishReason"] = finish
+        obj: dict = {"candidates": [candidate]}
+        if usage:
+            obj["usageMetadata"] = usage
+        obj["modelVersion"], obj["responseId"] = shape.model, "resp-bench"
+        return b"data: " + orjson.dumps(obj) + b"\r\n\r\n"
+
+    texts = [_text(i, shape.chunk_bytes) for i in range(shape.chunks)]
+    frames = [b""] + [frame([{"text": t}]) for t in texts]
+    calls = [{"functionCall": {"id": f"call_bench{k}", "name": shape.tool_name,
+                               "args": orjson.loads(_args(k, shape.chunk_bytes))}}
+             for k in range(shape.tool_calls)]
+    if calls:
+        calls[0]["thoughtSignature"] = "YmVuY2gtc2lnbmF0dXJl"
+        frames.append(frame(calls))
+    completion = shape.chunks + 8 * shape.tool_calls
+    usage = {"promptTokenCount": INPUT_TOKENS, "candidatesTokenCount": completion,
+             "totalTokenCount": INPUT_TOKENS + completion}
+    tail = frame([], "STOP", usage)
+    parts = ([{"text": "".join(texts)}] if texts else []) + calls
+    body = orjson.dumps({"candidates": [{"content": {"parts": parts, "role": "model"},
+                                         "finishReason": "STOP", "index": 0}],
+                         "usageMetadata": usage, "modelVersion": shape.model,
+                         "responseId": "resp-bench"})
+    return _assemble(frames, b"" if shape.truncate else tail, body)
+
+
 def _assemble(frames: list[bytes], tail: bytes, body: bytes) -> Encoded:
     # the first write carries the opening frames and the first content chunk
     parts = [frames[0] + frames[1]] + frames[2:] if len(frames) > 1 else list(frames)
@@ -183,7 +218,7 @@ def _assemble(frames: list[bytes], tail: bytes, body: bytes) -> Encoded:
                    RAW_SSE_HEAD + b"%x\r\n%s\r\n0\r\n\r\n" % (len(whole), whole), raw_json)
 
 
-ENCODERS = {"openai": _openai, "anthropic": _anthropic}
+ENCODERS = {"openai": _openai, "anthropic": _anthropic, "gemini": _gemini}
 
 
 @dataclass(slots=True)
@@ -214,12 +249,15 @@ class Mock:
             enc = self.cache[shape] = ENCODERS[shape.protocol](shape)
         return enc
 
-    def plan(self, protocol: str, raw: bytes, headers) -> Plan:
-        """`headers.get(name)` with lowercase names; iterating it gives the names."""
+    def plan(self, protocol: str, raw: bytes, headers, model: str | None = None,
+             stream: bool | None = None) -> Plan:
+        """`headers.get(name)` with lowercase names; iterating it gives the names. `model` and
+        `stream` come from the URL for a protocol that puts them there (Gemini)."""
         self.requests += 1
         try:
             body = orjson.loads(raw)
-            model = body["model"]
+            if model is None:
+                model = body["model"]
             if not isinstance(model, str) or len(model) > 200:
                 raise TypeError
         except (orjson.JSONDecodeError, KeyError, TypeError):
@@ -241,7 +279,9 @@ class Mock:
         name = _tool_name(tools, protocol) if tools else "get_weather"
         shape = Shape(protocol, model, cfg.chunks, cfg.chunk_bytes, calls, name,
                       headers.get("x-mock-truncate") == "1")
-        return Plan(self.encoded(shape), bool(body.get("stream")), cfg.ttfb_ms / 1000, cfg.gap_ms / 1000)
+        if stream is None:
+            stream = bool(body.get("stream"))
+        return Plan(self.encoded(shape), stream, cfg.ttfb_ms / 1000, cfg.gap_ms / 1000)
 
     async def openai(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, "openai")
@@ -249,8 +289,13 @@ class Mock:
     async def anthropic(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, "anthropic")
 
-    async def _handle(self, request: web.Request, protocol: str) -> web.StreamResponse:
-        plan = self.plan(protocol, await request.read(), request.headers)
+    async def gemini(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, "gemini", request.match_info["model"],
+                                  request.match_info["action"] == "streamGenerateContent")
+
+    async def _handle(self, request: web.Request, protocol: str, model: str | None = None,
+                      stream: bool | None = None) -> web.StreamResponse:
+        plan = self.plan(protocol, await request.read(), request.headers, model, stream)
         if plan.ttfb:
             await asyncio.sleep(plan.ttfb)
         if plan.enc is None:
@@ -308,11 +353,19 @@ def _overrides(cfg: MockConfig, h) -> tuple[MockConfig, int]:
 
 def _tool_name(tools, protocol: str) -> str:
     first = tools[0] if isinstance(tools, list) and tools and isinstance(tools[0], dict) else {}
+    if protocol == "gemini":
+        decls = first.get("functionDeclarations") or [{}]
+        first = decls[0] if isinstance(decls, list) and isinstance(decls[0], dict) else {}
     name = (first.get("function") or {}).get("name") if protocol == "openai" else first.get("name")
     return name if isinstance(name, str) and len(name) <= 128 else "get_weather"
 
 
 def _error_plan(protocol: str, status: int, kind: str, message: str) -> Plan:
+    if protocol == "gemini":
+        return Plan(None, status=status, error=orjson.dumps({"error": {
+            "code": status, "message": message,
+            "status": "RESOURCE_EXHAUSTED" if status == 429 else "INVALID_ARGUMENT"
+            if status < 500 else "UNAVAILABLE"}}))
     if protocol == "anthropic":
         body = {"type": "error", "error": {"type": kind, "message": message}}
     else:
@@ -329,6 +382,8 @@ def build_app(config: MockConfig | None = None) -> web.Application:
         app.router.add_post("/v1/chat/completions", mock.openai)
     if mock.config.protocol in ("anthropic", "both"):
         app.router.add_post("/v1/messages", mock.anthropic)
+    if mock.config.protocol == "gemini":
+        app.router.add_post("/v1beta/models/{model:[^:]+}:{action}", mock.gemini)
     app.router.add_get("/v1/models", mock.models)
     app.router.add_get("/health", mock.health)
     return app
@@ -338,9 +393,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.mock_upstream", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, help="one port serving --protocol")
-    p.add_argument("--protocol", choices=("openai", "anthropic", "both"), default="both")
+    p.add_argument("--protocol", choices=("openai", "anthropic", "both", "gemini"), default="both")
     p.add_argument("--openai-port", type=int, help="a port serving the OpenAI-compatible mock")
     p.add_argument("--anthropic-port", type=int, help="a port serving the Anthropic mock")
+    p.add_argument("--gemini-port", type=int, help="a port serving the Gemini mock")
     p.add_argument("--engine", choices=("raw", "aiohttp"), default="raw",
                    help="raw: a minimal HTTP/1.1 server on asyncio.Protocol, the cheapest (default); "
                         "aiohttp: the aiohttp app of build_app()")
@@ -353,7 +409,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tool-calls-if-offered", type=int, default=1,
                    help="tool calls when the request has tools and --tool-calls is 0")
     args = p.parse_args(argv)
-    if args.port is None and args.openai_port is None and args.anthropic_port is None:
+    if args.port is None and args.openai_port is None and args.anthropic_port is None \
+            and args.gemini_port is None:
         args.openai_port, args.anthropic_port = 8081, 8082
     return args
 
@@ -368,6 +425,8 @@ async def serve(args: argparse.Namespace) -> None:
         listeners.append((args.openai_port, "openai"))
     if args.anthropic_port is not None:
         listeners.append((args.anthropic_port, "anthropic"))
+    if args.gemini_port is not None:
+        listeners.append((args.gemini_port, "gemini"))
     runners, servers = [], []
     for port, protocol in listeners:
         config = dataclasses.replace(base, protocol=protocol)

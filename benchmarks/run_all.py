@@ -13,6 +13,10 @@ Anthropic client, against the Anthropic mock directly in the same run):
   4  RSS with 512 concurrent streams (from 3), and RSS at 10,000 vs 100,000 requests (one long run)
   5  --workers 2 vs 1 (both unpinned: 2 cores shared with the mock and the load tester)
   6  JSON (non-streaming) path: gateway CPU per request at concurrency 64
+  g1 Gemini entry: scenario 1's load from a Gemini client (`:streamGenerateContent?alt=sse`) to the
+     OpenAI-compatible mock; with 1 in the same run, its CPU per request over scenario 1's
+  g2 Gemini adapter: scenario 1's load from an Anthropic client to the Gemini mock (model
+     via-gemini); with 1 in the same run, the same ratio
   floor  the loads of 1, 2 and 6 through benchmarks/floor.py (a bare aiohttp pass-through proxy)
          in ferryllm's place: what the fixed shape costs before any of ferryllm's own work
 """
@@ -96,14 +100,15 @@ class Bench:
               floor: bool = False) -> None:
         self.stop()
         a = self.args
-        busy = [p for p in (3000, 8081, 8082) if not _port_free(p)]
+        busy = [p for p in (3000, 8081, 8082, 8083) if not _port_free(p)]
         if busy:
             raise RuntimeError(f"port(s) {busy} already in use: stop what listens there first")
         self.mock = self.procs.start(["taskset", "-c", a.load_core, PY, "-m", "benchmarks.mock_upstream",
                                       "--openai-port", "8081", "--anthropic-port", "8082",
-                                      "--ttfb-ms", str(ttfb_ms)], self.log)
+                                      "--gemini-port", "8083", "--ttfb-ms", str(ttfb_ms)], self.log)
         _wait_http("http://127.0.0.1:8081/health", self.mock)
         _wait_http("http://127.0.0.1:8082/health", self.mock)
+        _wait_http("http://127.0.0.1:8083/health", self.mock)
         gw = ["taskset", "-c", a.gateway_core] if pin else []
         if floor:  # the bare pass-through proxy in ferryllm's place (benchmarks/floor.py)
             gw += [PY, "-m", "benchmarks.floor", "--port", "3000",
@@ -155,16 +160,33 @@ def run(args: argparse.Namespace) -> list[tuple]:
     common = ["--preset", "mock-anthropic", "--compare"]
     q = 0.2 if args.quick else 1.0
     try:
-        if scen & {"1", "2", "6"}:
+        if scen & {"1", "2", "6", "g1", "g2"}:
             b.start()
+        s1 = None
         if "1" in scen:
             docs = [b.load(f"s1-stream-c64-{i}", *common, "--stream", "--concurrency", "64",
                            "--requests", str(int(10000 * q)), "--warmup", "500") for i in range(n)]
+            s1 = med([gw(d)["gateway_cpu_us_per_request"] for d in docs])
             rows.append(("1", "gateway CPU per streamed request, c=64", "≤ 300 µs",
-                         med([gw(d)["gateway_cpu_us_per_request"] for d in docs]), "µs",
+                         s1, "µs",
                          f"{med([gw(d)['requests_per_s'] for d in docs]):.0f} req/s through, "
                          f"{med([d['runs'][0]['requests_per_s'] for d in docs]):.0f} direct; "
                          f"load tester {med([gw(d)['client_cpu_us_per_request'] for d in docs]):.0f} µs/req"))
+        for key, label, flags in (
+                ("g1", "Gemini entry → OpenAI-compatible mock",
+                 ["--preset", "mock-gemini", "--compare"]),
+                ("g2", "Anthropic entry → Gemini adapter (Gemini mock)",
+                 ["--preset", "mock-anthropic", "--model", "via-gemini", "--compare"])):
+            if key not in scen:
+                continue
+            docs = [b.load(f"{key}-stream-c64-{i}", *flags, "--stream", "--concurrency", "64",
+                           "--requests", str(int(10000 * q)), "--warmup", "500") for i in range(n)]
+            cpu = med([gw(d)["gateway_cpu_us_per_request"] for d in docs])
+            ratio = f"{cpu / s1:.2f}× scenario 1's CPU" if cpu and s1 else "run with 1 for the ratio"
+            rows.append((key, f"{label}: gateway CPU per streamed request, c=64",
+                         "≤ 1.25× scenario 1", cpu, "µs",
+                         f"{ratio}; {med([gw(d)['requests_per_s'] for d in docs]):.0f} req/s through; "
+                         f"failed {sum(gw(d)['failed'] for d in docs)}"))
         if "2" in scen:
             for rate, count, target in (("10", int(300 * q), "p50 ≤ 0.5 ms, p99 ≤ 2 ms"),
                                         ("1000", int(10000 * q), "p99 ≤ 5 ms")):

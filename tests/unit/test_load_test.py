@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks import load_test
 from benchmarks.load_test import StreamCheck, closed_loop, due_time, open_loop
-from benchmarks.mock_upstream import Shape, _anthropic, _openai
+from benchmarks.mock_upstream import ENCODERS, Shape
 from benchmarks.report import Tally, compare, distribution, document, percentile, summarize, table
 from tests.chunking import chunkings
 
@@ -152,7 +152,7 @@ def test_ok_needs_every_request_ok():
 
 def _stream(protocol: str, chunks: int = 3, tool_calls: int = 0, truncate: bool = False) -> bytes:
     shape = Shape(protocol, "m", chunks, 8, tool_calls, "get_weather", truncate)
-    return (_openai if protocol == "openai" else _anthropic)(shape).whole
+    return ENCODERS[protocol](shape).whole
 
 
 def _check(protocol: str, chunks: list[bytes], validate: bool = False):
@@ -161,7 +161,7 @@ def _check(protocol: str, chunks: list[bytes], validate: bool = False):
     return first, check.close()
 
 
-@pytest.mark.parametrize("protocol", ["anthropic", "openai"])
+@pytest.mark.parametrize("protocol", ["anthropic", "openai", "gemini"])
 @pytest.mark.parametrize("validate", [False, True])
 def test_a_whole_stream_is_ok_in_every_chunking(protocol, validate):
     data = _stream(protocol, tool_calls=1)
@@ -191,7 +191,18 @@ def test_openai_tool_call_only_stream_has_content():
     assert first == [0] and error is None
 
 
-@pytest.mark.parametrize("protocol", ["anthropic", "openai"])
+def test_the_gemini_mock_stream_is_what_ferryllm_decodes():
+    """The benchmark's Gemini mode speaks the real grammar: ferryllm's own decoder reads it."""
+    from ferryllm import ir
+    from ferryllm.protocols.gemini.adapter_stream import StreamDecoder
+    dec = StreamDecoder()
+    events = [*dec.feed(_stream("gemini", chunks=3, tool_calls=1)), *dec.close()]
+    assert sum(isinstance(e, ir.TextDelta) for e in events) == 3
+    assert [e.name for e in events if isinstance(e, ir.ToolUseStart)] == ["get_weather"]
+    assert events[-2].stop_reason == ir.TOOL_USE and events[-2].usage.output_tokens == 11
+
+
+@pytest.mark.parametrize("protocol", ["anthropic", "openai", "gemini"])
 def test_a_stream_without_its_end_is_an_error(protocol):
     data = _stream(protocol, truncate=True)
     for chunks in ([data], [data[:-5], data[-5:]]):
