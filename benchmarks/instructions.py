@@ -12,6 +12,7 @@ not change between two ferryllm commits, so a before/after ratio is the gateway'
     python -m benchmarks.instructions --floor   # the same through benchmarks/floor.py: the floor
     python -m benchmarks.instructions --entry gemini      # Gemini client → OpenAI-compatible mock
     python -m benchmarks.instructions --provider gemini   # Anthropic client → Gemini mock
+    python -m benchmarks.instructions --shared-state redis://127.0.0.1:6379/0  # limits on Redis
 Needs valgrind (Debian: apt-get install valgrind). User-space instructions only: syscalls saved
 show in CPU time, not here.
 """
@@ -54,7 +55,7 @@ def _request(entry: str, stream: bool) -> bytes:
 
 
 async def _drive(requests: int, stream: bool, floor: bool = False, entry: str = "anthropic",
-                 provider: str = "openai") -> None:
+                 provider: str = "openai", shared_state: str | None = None) -> None:
     import logging
 
     import orjson
@@ -62,7 +63,7 @@ async def _drive(requests: int, stream: bool, floor: bool = False, entry: str = 
 
     from benchmarks.mock_raw import start as start_mock
     from benchmarks.mock_upstream import Mock, MockConfig
-    from ferryllm.config import Config, ProviderConfig, RouteConfig, ServerConfig
+    from ferryllm.config import Config, ProviderConfig, RouteConfig, ServerConfig, SharedStateConfig
     from ferryllm.server import build_app, make_runner
 
     logging.getLogger("ferryllm").setLevel(logging.WARNING)
@@ -76,7 +77,11 @@ async def _drive(requests: int, stream: bool, floor: bool = False, entry: str = 
         cfg = Config(server=ServerConfig(listen=f"127.0.0.1:{gw_port}"),
                      providers=(ProviderConfig(name="p", type=provider, api_key="k",
                                                base_url=f"http://127.0.0.1:{mock_port}"),),
-                     routes=(RouteConfig(match="*", provider="p"),))
+                     routes=(RouteConfig(match="*", provider="p"),),
+                     # a generous timeout: everything runs ~50x slower under callgrind
+                     shared_state=SharedStateConfig(url=shared_state, key_prefix="instr",
+                                                    timeout_ms=10_000)
+                     if shared_state else None)
         runner = make_runner(build_app(cfg), cfg)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", gw_port).start()
@@ -96,7 +101,7 @@ async def _drive(requests: int, stream: bool, floor: bool = False, entry: str = 
 
 
 def _count(requests: int, stream: bool, floor: bool, entry: str = "anthropic",
-           provider: str = "openai") -> int:
+           provider: str = "openai", shared_state: str | None = None) -> int:
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
            "-m", "benchmarks.instructions", "--run", str(requests), "--entry", entry,
            "--provider", provider]
@@ -104,6 +109,8 @@ def _count(requests: int, stream: bool, floor: bool, entry: str = "anthropic",
         cmd.append("--json-path")
     if floor:
         cmd.append("--floor")
+    if shared_state:
+        cmd += ["--shared-state", shared_state]
     # a fixed hash seed: str hashes (dict layouts, set orders) otherwise move the count ~1 %
     env = dict(os.environ, PYTHONHASHSEED="0")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env,
@@ -124,20 +131,24 @@ def main(argv: list[str] | None = None) -> int:
                     help="the client's protocol (default anthropic)")
     ap.add_argument("--provider", choices=("openai", "gemini"), default="openai",
                     help="the mock provider's protocol (default openai)")
+    ap.add_argument("--shared-state", metavar="REDIS_URL",
+                    help="the same, with [shared_state] on this Redis (its CPU is not counted)")
     ap.add_argument("--run", type=int, help=argparse.SUPPRESS)  # the measured child
     args = ap.parse_args(argv)
     stream = not args.json_path
     if args.run is not None:
         import uvloop
-        uvloop.run(_drive(args.run, stream, args.floor, args.entry, args.provider))
+        uvloop.run(_drive(args.run, stream, args.floor, args.entry, args.provider,
+                          args.shared_state))
         return 0
     if shutil.which("valgrind") is None:
         print("error: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 1
-    shape = (stream, args.floor, args.entry, args.provider)
+    shape = (stream, args.floor, args.entry, args.provider, args.shared_state)
     base, loaded = _count(0, *shape), _count(args.requests, *shape)
     per = (loaded - base) // args.requests
-    print(f"{'floor ' if args.floor else ''}{args.entry} → {args.provider} "
+    print(f"{'floor ' if args.floor else ''}{'shared-state ' if args.shared_state else ''}"
+          f"{args.entry} → {args.provider} "
           f"{'stream' if stream else 'json'}: {per} instructions per request "
           f"({args.requests} requests)")
     return 0

@@ -22,12 +22,10 @@ import time
 import uuid
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from . import shared_scripts
+from .redis_pipe import Pipe, Script
 from .breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from .errors import ServiceUnavailable
 from .limits import ASK, Admission, ClientLimits, Ticket, refusal, usage_parts, usage_tokens
@@ -45,14 +43,12 @@ class SharedState:
         self.reject = s.on_failure == "reject"
         self.ttl_ms = int(s.lease_ttl_secs * 1000)
         self.local, self.metrics = local, metrics
-        self.redis = Redis.from_url(
-            s.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-            retry=Retry(NoBackoff(), 0))
-        self._admit = self.redis.register_script(shared_scripts.ADMIT)
-        self._finish = self.redis.register_script(shared_scripts.FINISH)
-        self._renew = self.redis.register_script(shared_scripts.RENEW)
-        self._breaker = self.redis.register_script(shared_scripts.BREAKER)
-        self._cool = self.redis.register_script(shared_scripts.COOL)
+        self.redis = Pipe(s.url, connect_timeout=self.timeout)
+        self._admit = Script(shared_scripts.ADMIT)
+        self._finish = Script(shared_scripts.FINISH)
+        self._renew = Script(shared_scripts.RENEW)
+        self._breaker = Script(shared_scripts.BREAKER)
+        self._cool = Script(shared_scripts.COOL)
         p = s.key_prefix
         self.prefix = p
         self.k_rate, self.k_leases, self.k_fleet = f"{p}:rate", f"{p}:leases", f"{p}:fleet"
@@ -81,7 +77,7 @@ class SharedState:
         try:
             async with asyncio.timeout(max(self.timeout, STARTUP_TIMEOUT)):
                 for script in (self._admit, self._finish, self._renew, self._breaker, self._cool):
-                    script.sha = await self.redis.script_load(script.script)
+                    await self.redis.execute("SCRIPT", "LOAD", script.body)
         except (RedisError, OSError, TimeoutError) as exc:
             self._down(exc)
 
@@ -91,7 +87,7 @@ class SharedState:
                 task.cancel()
         if self._tasks:  # let the last FINISH calls reach Redis (each bounded by the timeout)
             await asyncio.wait(list(self._tasks), timeout=self.timeout * 2)
-        await self.redis.aclose()
+        await self.redis.close()
 
     def spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
@@ -104,7 +100,7 @@ class SharedState:
             return None
         try:
             async with asyncio.timeout(self.timeout):
-                return await script(keys=keys, args=args)
+                return await self.redis.script(script, keys, args)
         except (RedisError, OSError, TimeoutError) as exc:
             self._down(exc)
             return None
@@ -125,7 +121,7 @@ class SharedState:
             await asyncio.sleep(PROBE_INTERVAL)
             try:
                 async with asyncio.timeout(self.timeout):
-                    await self.redis.ping()
+                    await self.redis.execute("PING")
             except (RedisError, OSError, TimeoutError):
                 continue
             self.up = True
@@ -279,7 +275,8 @@ class SharedBreaker:
         reply = await self._call("allow", now)
         if reply is None:
             return self.local.allow(now)
-        self._probe = bool(reply[0]) and self._state == HALF_OPEN
+        if reply[0] and self._state == HALF_OPEN:
+            self._probe = True  # this instance holds the fleet's probe
         return bool(reply[0])
 
     async def _call(self, verb: str, now: float) -> Any:

@@ -170,14 +170,18 @@ async def test_half_open_admits_one_probe_for_the_whole_fleet(gateway, provider,
                                                  circuit_breaker_cooldown_secs=1), redis_server))
     assert (await post(a))[0] == 500
     await until(lambda: r.hget("t:fleet", "a|s") == b"open", "open")
-    mock.default = Reply(body=OK, delay=1.0)  # the probe takes a while
+    mock.default = Reply(body=OK, delay=5)  # the probe takes a while
     seen = len(mock.received)
     await until(lambda: r.hget("t:fleet", "a|s") == b"open" and
                 int(r.hget("t:fleet", "a|o")) + 1000 <= _redis_ms(r), "cooldown over")
-    results = await asyncio.gather(*(post(x) for x in (a, b, a, b, a, b)))
-    statuses = sorted(s for s, _, _ in results)
-    assert statuses == [200, 503, 503, 503, 503, 503]
-    assert len(mock.received) == seen + 1
+    tasks = [asyncio.ensure_future(post(x)) for x in (a, b, a, b, a, b)]
+    await until(lambda: sum(t.done() for t in tasks) == 5, "five answers")
+    assert sorted(t.result()[0] for t in tasks if t.done()) == [503] * 5
+    assert len(mock.received) == seen + 1  # one probe for the fleet
+    assert r.hget("t:fleet", "a|s") == b"half_open"
+    assert [t.result()[0] for t in tasks if t.done()] == [503] * 5
+    assert (await asyncio.wait_for(asyncio.gather(*tasks), 30))  # the probe answers at last
+    assert sorted(t.result()[0] for t in tasks) == [200] + [503] * 5
     await until(lambda: r.hget("t:fleet", "a|s") == b"closed", "closed by the probe")
 
 
