@@ -19,7 +19,9 @@ hermetic and offline:
   proxy variables are not passed on;
 - the workspace is trusted (`trustedFolders.json` at `GEMINI_CLI_TRUSTED_FOLDERS_PATH`), without
   which headless runs fall back from `--approval-mode yolo` to `default` and cannot run tools.
-Checked with `strace -f -e trace=connect`: every connect of a run goes to 127.0.0.1.
+Every run also loads `tests/node_netguard.cjs` (`NODE_OPTIONS=--require`): each fetch, socket
+connect and DNS lookup is logged (`GeminiRun.network`) and anything not loopback is refused on
+the spot, so a test can assert that nothing tried to leave and no packet ever does.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from tests.npm_cli import CACHE, CLIUnavailable, npm_cli, version_of
 PINNED_VERSION = "0.61.0"
 PACKAGE = "@google/gemini-cli"
 INSTALL_DIR = CACHE / "gemini-cli"
+NETGUARD = Path(__file__).parent / "node_netguard.cjs"
 CLI_TIMEOUT = 150.0  # seconds for one `gemini --prompt` run
 DEFAULT_MODEL = "gemini-2.5-pro"  # a fixed model: "auto" first asks a classifier model
 UNTRUSTED_WARNING = 'Approval mode overridden to "default"'
@@ -76,6 +79,12 @@ class GeminiRun:
     stdout: str
     stderr: str
     workspace: Path
+    network: list[dict]  # every network attempt: {"kind", "target", "allowed"}
+
+    @property
+    def refused(self) -> list[dict]:
+        """Attempts to reach anything but loopback (refused by the guard)."""
+        return [n for n in self.network if not n["allowed"]]
 
     @property
     def json(self) -> dict:
@@ -106,6 +115,7 @@ def prepare(tmp: Path, base_url: str, settings: dict | None = None) -> tuple[dic
         "GEMINI_CLI_SYSTEM_DEFAULTS_PATH": str(tmp / "no-system-defaults.json"),
         "GEMINI_CLI_TRUSTED_FOLDERS_PATH": str(trusted),
         "GEMINI_TELEMETRY_ENABLED": "false",
+        "NODE_OPTIONS": f'--require "{NETGUARD}"', "FERRY_NETLOG": str(tmp / "network.log"),
     }
     return env, work
 
@@ -135,5 +145,7 @@ async def run_gemini(gemini: list[str], base_url: str, prompt: str, tmp: Path, *
         out, err = await proc.communicate()
         raise AssertionError(f"gemini did not finish within {timeout}s\n"
                              f"stdout: {out.decode()[-3000:]}\nstderr: {err.decode()[-3000:]}")
+    log = Path(env["FERRY_NETLOG"])
+    network = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     return GeminiRun(proc.returncode, out.decode(errors="replace"),
-                     err.decode(errors="replace"), work)
+                     err.decode(errors="replace"), work, network)

@@ -45,6 +45,7 @@ async def through_ferryllm(gemini, gateway, provider, tmp_path, kind: str, scena
     assert result.code == 0, result.explain()
     assert not mock.errors, f"the provider refused ferryllm's request: {mock.errors}"
     assert UNTRUSTED_WARNING not in result.stderr
+    assert not result.refused, f"the CLI tried to leave 127.0.0.1: {result.refused}"
     assert mock.requests, "the provider received no request"
     for body in mock.requests:
         assert body["model"] == backend
@@ -145,6 +146,7 @@ async def test_parallel_calls_to_a_gemini_provider_replay_signatures(gemini, gat
     result = await run_gemini(gemini, base, prompt, tmp_path, model=model, yolo=True,
                               output="json")
     assert result.code == 0, result.explain()
+    assert not result.refused, f"the CLI tried to leave 127.0.0.1: {result.refused}"
     assert not mock.rejected, f"the Gemini provider rejected ferryllm's request: {mock.rejected}"
     answer = result.json["response"]
     assert "FERRY-BOAT" in answer and "gnissorc-dnoces" in answer, result.explain()

@@ -34,6 +34,8 @@ async def run(gemini, provider, tmp_path, scenario: str, **kw):
     assert result.code == 0, result.explain()
     assert not mock.rejected, f"the mock rejected the CLI's request: {mock.rejected}"
     assert UNTRUSTED_WARNING not in result.stderr  # the workspace is trusted
+    assert not result.refused, f"the CLI tried to leave 127.0.0.1: {result.refused}"
+    assert any(n["kind"] == "fetch" for n in result.network)  # the guard watched this run
     return mock, result
 
 
@@ -104,3 +106,17 @@ async def test_image_prompt_counts_tokens_first(gemini, provider, tmp_path):
 def test_fixtures_hold_no_key():
     for path in Path(FIXTURES).glob("*.json"):
         assert "gemini-cli-test-key" not in path.read_text(), path
+
+
+async def test_the_guard_sees_what_the_settings_switch_off(gemini, provider, tmp_path):
+    """Control for the offline checks: with usage statistics on (the CLI's default), the run
+    tries to post to Google's Clearcut logging endpoint; the guard refuses and reports it."""
+    mock = GeminiMock(plan=shell_plan)
+    url = await provider(mock)
+    prompt, model, yolo = SCENARIOS["plain"]
+    result = await run_gemini(gemini, url, prompt, tmp_path, model=model,
+                              settings={"privacy": {"usageStatisticsEnabled": True}})
+    assert result.code == 0, result.explain()
+    hosts = {n["target"] for n in result.refused}
+    assert any("play.googleapis.com" in h for h in hosts), result.network
+    assert mock.received[0].headers.get("x-gemini-api-privileged-user-id")
