@@ -209,6 +209,18 @@ class Relay:
             finally:
                 pool.release(index)
 
+    async def adapter_for(self, provider: ProviderConfig):
+        """The adapter for a single request outside the retry loop (token counting): with a
+        key pool, that of a key chosen as for any request (its slot given back at once)."""
+        pool = self.key_pools.get(provider.name)
+        if pool is None:
+            return self.adapters[provider.name]
+        now = time.monotonic()
+        index = pool.pick(await self.cooldowns.remaining(provider.name, pool.labels, now), now,
+                          self.rand())
+        pool.release(index)
+        return self.key_adapters[provider.name][index]
+
     def _record_failure(self, breaker, probe: bool, provider: ProviderConfig,
                         err: GatewayError) -> None:
         """Connect errors, timeouts, 429/5xx and broken streams count against the provider;

@@ -268,7 +268,7 @@ async def _count_tokens(request: web.Request, proto: Protocol, decode) -> web.Re
         body = await _read_json(request, gw.body_limit, gw.config.server.request_timeout_secs)
         req = decode(body, request)
         route = gw.router.resolve(req.model)
-        adapter = gw.adapters[route.provider.name]
+        adapter = await gw.relay.adapter_for(route.provider)
         count = getattr(adapter, "count_tokens", None)
         if count is None:
             out = proto.entry.encode_count_tokens(count_tokens(policy.resolve_deferred(req)))

@@ -171,3 +171,16 @@ async def test_key_rate_limit_and_concurrency_cap_spread_the_load(pool_gateway, 
             async with s.post(base + "/v1/messages", json=MSG) as r:
                 assert r.status == 200
     assert keys_sent(mock) == [KEY_A, KEY_B, KEY_B]  # key 0 spent its one request a minute
+
+
+async def test_count_tokens_uses_a_key_that_is_still_in(pool_gateway, provider, sdk):
+    mock = MockProvider(Reply(body=OK))
+    mock.by_key[KEY_A] = UNAUTHORIZED
+    base, _ = await pool_gateway(pool_config(await provider(mock)))
+    client = sdk.anthropic(base)
+    await client.messages.create(**MSG)  # key 0 is taken out
+    mock.by_key[KEY_B] = Reply(body={"input_tokens": 42})
+    counted = await client.messages.count_tokens(model="claude-x", messages=MSG["messages"])
+    assert counted.input_tokens == 42
+    assert keys_sent(mock) == [KEY_A, KEY_B, KEY_B]
+    assert mock.received[-1].path == "/v1/messages/count_tokens"

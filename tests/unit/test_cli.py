@@ -126,7 +126,8 @@ def test_check_config_needs_a_path():
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "examples/config").glob("*.toml")))
 def test_check_config_examples(name):
-    env = {"CODX_API_KEY": "k", "OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k"}
+    env = {"CODX_API_KEY": "k", "OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k",
+           "OPENAI_API_KEY_2": "k2", "OPENAI_API_KEY_EU": "k3"}
     proc = run("check-config", "--strict", "-c", f"examples/config/{name}", env=env)
     assert (proc.returncode, proc.stderr) == (0, "")
 

@@ -14,7 +14,8 @@ from ferryllm.config import (
 )
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "config"
-EXAMPLE_ENV = {"CODX_API_KEY": "k1", "OPENAI_API_KEY": "k2", "ANTHROPIC_API_KEY": "k3"}
+EXAMPLE_ENV = {"CODX_API_KEY": "k1", "OPENAI_API_KEY": "k2", "ANTHROPIC_API_KEY": "k3",
+               "OPENAI_API_KEY_2": "k4", "OPENAI_API_KEY_EU": "k5"}
 
 MINIMAL = """
 [[providers]]
