@@ -68,7 +68,7 @@ PROTOCOL = Protocol(
         encode_count_tokens=lambda n: {"totalTokens": n},
         encode_models=entry.encode_models,
         client_keys=_client_keys,
-        path_prefixes=("/v1beta/", "/v1/models/"),
+        path_prefixes=("/v1beta/",),  # /v1/models/… 404s keep the OpenAI shape (its list)
     ),
     adapter=GeminiAdapter,
 )

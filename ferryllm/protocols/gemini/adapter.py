@@ -103,9 +103,8 @@ def _result(block: ir.ToolResultBlock, name: str) -> tuple[dict, list[dict]]:
 class _Contents:
     """IR messages → Gemini `contents`."""
 
-    def __init__(self, names: ToolNames) -> None:
-        self.names = names
-        self.call_names: dict[str, str] = {}
+    def __init__(self) -> None:
+        self.call_names: dict[str, str] = {}  # call id → the name sent (for its response)
         self.out: list[dict] = []
 
     def build(self, messages: list[ir.Message]) -> list[dict]:
@@ -249,8 +248,7 @@ class GeminiAdapter:
         return body
 
     def _encode_ir(self, req: ir.Request) -> dict:
-        names = ToolNames.for_request(req)
-        body: dict[str, Any] = {"contents": _Contents(names).build(req.messages)}
+        body: dict[str, Any] = {"contents": _Contents().build(req.messages)}
         system = [{"text": b.text} for b in req.system if b.text]
         if system:
             body["systemInstruction"] = {"parts": system}

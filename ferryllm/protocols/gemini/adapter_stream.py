@@ -28,9 +28,10 @@ from ... import ir
 from ...errors import GatewayError, UpstreamError, UpstreamProtocolError, from_upstream
 from ...sse import SSEParser
 from ...toolnames import ToolNames
-from .fields import PROTOCOL, RETRY_REASONS, STATUS_CODES, STOP_REASONS, get, usage_from
+from .fields import PROTOCOL, RETRY_REASONS, STATUS_CODES, STOP_REASONS, usage_from
 
 _TEXT, _THINKING = 1, 2
+_END, _NEXT = b"\r\n\r\n", b"\r\n\r\ndata: "
 
 
 class Parts:
@@ -68,9 +69,14 @@ class Parts:
         self._close(out)
 
     def feed(self, parts: list, out: list) -> None:
+        # the provider writes camelCase (the API's JSON output), so no snake_case look-ups here
         for part in parts:
             text = part.get("text")
-            sig = get(part, "thoughtSignature")
+            sig = part.get("thoughtSignature")
+            if text is not None and not sig and self._open == _TEXT and "thought" not in part:
+                if text:  # the hot case: more of the open text
+                    out.append(ir.TextDelta(self._next - 1, text))
+                continue
             if text is not None and part.get("thought") is True:
                 index = (self._next - 1 if self._open == _THINKING
                          else self._start(_THINKING, out))
@@ -90,7 +96,7 @@ class Parts:
                     index = self._next - 1 if self._open == _TEXT else self._start(_TEXT, out)
                     out.append(ir.TextDelta(index, text))
                 continue
-            call = get(part, "functionCall")
+            call = part.get("functionCall")
             if call is not None:
                 self._call(call, out)
             # inlineData, executableCode, …: nothing the IR carries for an answer
@@ -158,11 +164,23 @@ class StreamDecoder:
     def feed(self, chunk: bytes) -> list[ir.StreamEvent]:
         out: list[ir.StreamEvent] = []
         try:
-            payloads, rest = self._parser.data_frames(chunk)
+            parser = self._parser
+            if chunk[-4:] == _END and chunk[:6] == b"data: " and parser.idle():
+                # the usual read: whole one-line frames (`data: {…}\r\n\r\n` each), split
+                # without the line parser; JSON keeps \r and \n escaped inside strings
+                frames = chunk[6:-4].split(_NEXT)
+                for data in frames:
+                    if 10 in data or 13 in data:
+                        break
+                else:
+                    for data in frames:
+                        self._chunk(data, out)
+                    return out
+            payloads, rest = parser.data_frames(chunk)
             for data in payloads:
                 self._chunk(data, out)
             if rest:
-                for event in self._parser.feed(rest):
+                for event in parser.feed(rest):
                     self._chunk(event.data, out)
         except GatewayError as err:
             err.events = out
@@ -193,7 +211,7 @@ class StreamDecoder:
         return out
 
     def _chunk(self, data: bytes, out: list) -> None:
-        if data.strip() == b"[DONE]":
+        if data[:1] != b"{" and data.strip() == b"[DONE]":  # not Gemini's, but harmless
             return
         try:
             obj = orjson.loads(data)
@@ -212,20 +230,20 @@ class StreamDecoder:
                 f"provider '{self._provider}' sent a malformed chunk") from None
 
     def _response(self, obj: dict, out: list) -> None:
-        meta = get(obj, "usageMetadata")
+        meta = obj.get("usageMetadata")
         if meta:
             self._usage = usage_from(meta)
         if not self._started:
             self._started = True
-            rid = get(obj, "responseId")
+            rid = obj.get("responseId")
             self._parts = Parts(self._names, call_id_prefix(rid))
             u = self._usage
-            out.append(ir.MessageStart(rid or "", get(obj, "modelVersion") or "",
+            out.append(ir.MessageStart(rid or "", obj.get("modelVersion") or "",
                                        ir.Usage(u.input_tokens, 0, u.cache_read_input_tokens)))
         candidates = obj.get("candidates")
         if not candidates:
-            feedback = get(obj, "promptFeedback")
-            if feedback and get(feedback, "blockReason"):
+            feedback = obj.get("promptFeedback")
+            if feedback and feedback.get("blockReason"):
                 self._refused, self._reason = True, ir.REFUSAL
             return
         candidate = candidates[0]
@@ -234,7 +252,7 @@ class StreamDecoder:
             parts = content.get("parts")
             if parts:
                 self._parts.feed(parts, out)
-        reason = get(candidate, "finishReason")
+        reason = candidate.get("finishReason")
         if reason:
             if reason in RETRY_REASONS:
                 raise candidate_error(reason, self._provider)

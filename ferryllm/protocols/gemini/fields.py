@@ -113,13 +113,13 @@ def usage_metadata(usage: ir.Usage) -> dict:
 
 
 def _count(meta: dict, name: str) -> int:
-    value = get(meta, name)
+    value = meta.get(name)
     return value if value.__class__ is int and value > 0 else 0
 
 
 def usage_from(meta: dict) -> ir.Usage:
-    """`usageMetadata` → IR usage: cached tokens taken out of the prompt count; thoughts are
-    output (`candidatesTokenCount` excludes them)."""
+    """`usageMetadata` (a provider's answer: camelCase) → IR usage: cached tokens taken out of
+    the prompt count; thoughts are output (`candidatesTokenCount` excludes them)."""
     prompt = _count(meta, "promptTokenCount") + _count(meta, "toolUsePromptTokenCount")
     cached = min(_count(meta, "cachedContentTokenCount"), prompt)
     return ir.Usage(input_tokens=prompt - cached,
