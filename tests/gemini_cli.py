@@ -88,8 +88,11 @@ class GeminiRun:
 
     @property
     def json(self) -> dict:
-        """`--output-format json`: the one JSON object the CLI prints."""
-        return json.loads(self.stdout[self.stdout.index("{"):])
+        """`--output-format json`: the one JSON object the CLI prints (an answer on stdout; a
+        failed run prints `{"session_id", "error": {"type", "message", "code"}}` on stderr)."""
+        if "{" in self.stdout:
+            return json.loads(self.stdout[self.stdout.index("{"):])
+        return json.loads(self.stderr[self.stderr.rindex("\n{\n") + 1:])
 
     def explain(self) -> str:
         return (f"gemini exited {self.code}\nstdout: {self.stdout[-3000:]}\n"

@@ -29,6 +29,13 @@ class Call:
 
 
 @dataclass
+class Fail:
+    """Answer with the provider's error body instead (`status` 4xx/5xx)."""
+    status: int
+    message: str
+
+
+@dataclass
 class Facts:
     user_text: str  # every user text of the conversation, joined
     results: list[str]  # the tool results of the latest turn, in call order ([] if none)
@@ -36,7 +43,7 @@ class Facts:
     json_schema: dict | None = None  # structured output asked for: answer JSON of this schema
 
 
-Plan = Callable[[Facts], "Say | list[Call]"]
+Plan = Callable[[Facts], "Say | list[Call] | Fail"]
 
 
 class ModelMock:
@@ -69,6 +76,8 @@ class ModelMock:
         if problem:
             return self.refuse(400, problem)
         decision = self.plan(self.facts(body))
+        if isinstance(decision, Fail):
+            return self.refuse(decision.status, decision.message)
         if not body.get("stream"):
             calls = [] if isinstance(decision, Say) else decision
             return web.json_response(self.whole(decision.text if isinstance(decision, Say)
@@ -84,7 +93,7 @@ class ModelMock:
 
     def refuse(self, status: int, message: str) -> web.Response:
         self.errors.append(message)
-        return web.json_response(self.error_body(message), status=status)
+        return web.json_response(self.error_body(message, status), status=status)
 
     @staticmethod
     def pieces(text: str) -> list[str]:
@@ -92,7 +101,7 @@ class ModelMock:
         return [w + " " for w in words[:-1]] + [words[-1]]
 
     # per protocol
-    def error_body(self, message: str) -> dict: ...
+    def error_body(self, message: str, status: int) -> dict: ...
     def check(self, body: dict) -> str | None: ...
     def facts(self, body: dict) -> Facts: ...
     def say(self, text: str) -> list[bytes]: ...
@@ -107,8 +116,9 @@ class OpenAIModel(ModelMock):
         super().__init__(plan)
         self.model = model
 
-    def error_body(self, message: str) -> dict:
-        return {"error": {"message": message, "type": "invalid_request_error"}}
+    def error_body(self, message: str, status: int) -> dict:
+        kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(status, "invalid_request_error")
+        return {"error": {"message": message, "type": kind, "code": None, "param": None}}
 
     def check(self, body: dict) -> str | None:
         open_ids: list[str] = []
@@ -194,8 +204,10 @@ class AnthropicModel(ModelMock):
         super().__init__(plan)
         self.model = model
 
-    def error_body(self, message: str) -> dict:
-        return {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+    def error_body(self, message: str, status: int) -> dict:
+        kind = {429: "rate_limit_error", 529: "overloaded_error", 500: "api_error"}.get(
+            status, "invalid_request_error")
+        return {"type": "error", "error": {"type": kind, "message": message}}
 
     def check(self, body: dict) -> str | None:
         if not isinstance(body.get("max_tokens"), int):

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import make_config
 from tests.gemini_cli import UNTRUSTED_WARNING, GeminiCLIUnavailable, gemini_command, run_gemini
 from tests.mock_gemini import GeminiMock
-from tests.model_mocks import AnthropicModel, ModelMock, OpenAIModel
+from tests.model_mocks import AnthropicModel, Fail, ModelMock, OpenAIModel
 from tests.record_gemini_cli import (COMMAND, PLAIN_ANSWER, SCENARIOS, SECOND, cli_plan,
                                      shell_plan)
 
@@ -158,3 +158,29 @@ async def test_parallel_calls_to_a_gemini_provider_replay_signatures(gemini, gat
     assert [p["functionCall"]["args"]["command"] for p in calls] == [COMMAND, SECOND]
     assert calls[0]["thoughtSignature"] in mock.issued
     assert len([p for p in answered["parts"] if "functionResponse" in p]) == 2
+
+
+REFUSALS = {  # kind: (provider status, message)
+    "openai": (400, "This model's maximum context length is 8192 tokens; your messages use 9731 "
+                    "tokens."),
+    "anthropic": (429, "Number of request tokens has exceeded your per-minute rate limit."),
+}
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_provider_error_reaches_the_cli(gemini, gateway, provider, tmp_path, kind):
+    """A provider's refusal comes back to the CLI as Google's error with the provider's status
+    and message (not a hang, not an empty answer), and the CLI exits non-zero."""
+    cls, backend = BACKENDS[kind]
+    status, message = REFUSALS[kind]
+    mock = cls(lambda facts: Fail(status, message), backend)
+    url = await provider(mock)
+    base = await gateway(make_config({"mock": (kind, url)}, [
+        {"match": "*", "provider": "mock", "rewrite_model": backend}]))
+    prompt, model, _ = SCENARIOS["plain"]
+    result = await run_gemini(gemini, base, prompt, tmp_path, model=model, output="json",
+                              settings={"general": {"maxAttempts": 1}})
+    assert result.code != 0, result.explain()
+    error = result.json["error"]
+    assert error["code"] == status and message in error["message"], result.explain()
+    assert not result.refused
