@@ -27,6 +27,7 @@ DEFAULT_CACHE_STRIP_PREFIXES = ("x-anthropic-billing-header:",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 MATCH_TYPES = ("prefix", "exact")
+ANTHROPIC_VERSIONS = ("2023-06-01", "2026-10-21")  # what the Anthropic adapter knows the rules of
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,9 @@ class ProviderConfig:
     max_completion_tokens: bool = False  # send max_completion_tokens instead of max_tokens
     reasoning_history: bool = False  # send earlier thinking back as reasoning_content
     send_reasoning_effort: bool = True  # false for models that reject reasoning_effort
+    # the anthropic-version ferryllm sends when it builds an Anthropic body itself (an Anthropic
+    # client's own version is forwarded); its body then holds only what that version accepts
+    anthropic_version: str = "2023-06-01"
     timeout_secs: float | None = None
     max_connections: int = 1024
 
@@ -241,6 +245,7 @@ _PROVIDER = {
     "max_completion_tokens": cv.boolean,
     "reasoning_history": cv.boolean,
     "send_reasoning_effort": cv.boolean,
+    "anthropic_version": cv.enum(ANTHROPIC_VERSIONS),
     "timeout_secs": cv.pos_number,
     "max_connections": cv.pos_int,
 }

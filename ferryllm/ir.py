@@ -25,6 +25,7 @@ TOOL_USE = "tool_use"
 STOP_SEQUENCE = "stop_sequence"
 REFUSAL = "refusal"
 PAUSE_TURN = "pause_turn"
+CONTEXT_WINDOW_EXCEEDED = "model_context_window_exceeded"  # Anthropic: the window, not max_tokens
 StopReason = str  # one of the constants above
 
 # ---------------------------------------------------------------- content blocks
@@ -186,10 +187,15 @@ class Reasoning:
 
 @dataclass(slots=True)
 class Usage:
+    """`cache_creation_1h_input_tokens`: of the cache writes, those with a 1-hour TTL (the rest
+    are 5-minute ones); `thinking_tokens`: of `output_tokens`, those spent on reasoning."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    cache_creation_1h_input_tokens: int = 0
+    thinking_tokens: int = 0
 
     @property
     def prompt_tokens(self) -> int:
@@ -241,6 +247,9 @@ class Response:
     stop_reason: StopReason | None
     stop_sequence: str | None = None
     usage: Usage = field(default_factory=Usage)
+    # why the model stopped, beyond the reason: Anthropic's `stop_details`, e.g.
+    # {"type": "refusal", "category": "cyber", "explanation": …}
+    stop_details: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------- stream events
@@ -305,6 +314,7 @@ class MessageDelta:
     stop_reason: StopReason | None
     stop_sequence: str | None
     usage: Usage
+    stop_details: dict[str, Any] | None = None  # as `Response.stop_details`
 
 
 @dataclass(slots=True)

@@ -63,7 +63,7 @@ def apply(req: Request, cfg: Config, provider: ProviderConfig,
     stable_tools = None  # the tools of the prompt-cache key: those every turn declares
     if not (req.native is not None and req.native_protocol == provider.type):
         # pass-through bodies keep deferral for the provider (Anthropic runs tool search)
-        resolved = resolve_deferred(req, _provider_tool_name(provider))
+        resolved = resolve_deferred(req, provider.type)
         if resolved is not req:
             stable_tools = [t for t in req.tools if not t.deferred]
             changes["tools"], changes["messages"] = resolved.tools, resolved.messages
@@ -97,21 +97,20 @@ def _wants_cache_key(provider: ProviderConfig) -> bool:
     return getattr(protocols.get(provider.type).adapter, "prompt_cache_key", False)
 
 
-def _provider_tool_name(provider: ProviderConfig) -> Callable[[str], str] | None:
-    return getattr(protocols.get(provider.type).adapter, "provider_tool_name", None)
 
 
 # ---------------------------------------------------------------- deferred tools
 
 
-def resolve_deferred(req: Request, tool_name: Callable[[str], str] | None = None) -> Request:
+def resolve_deferred(req: Request, provider_type: str | None = None) -> Request:
     """Deferred tools (`Tool.deferred`, Anthropic's `defer_loading`) for a provider that does
     not load them itself: a deferred tool that a tool reference anywhere in the conversation
     names is sent as an ordinary tool, the others (Claude Code's `DeferredToolPlaceholder`
     among them) are not; each tool reference inside a tool result becomes text carrying the
     tool's definition, in the form Claude Code's `ToolSearch` promises the model:
     `<functions><function>{"description": …, "name": …, "parameters": …}</function></functions>`
-    (`tool_name` gives the name the provider knows the tool by). Deterministic, so consecutive
+    (named as a provider of `provider_type` knows the tool: its adapter's `provider_tool_name`).
+    Deterministic, so consecutive
     turns stay byte-identical. The request is returned as it is when there is nothing to do."""
     referenced = _referenced(req.messages)
     if not referenced and not any(t.deferred for t in req.tools):
@@ -121,6 +120,8 @@ def resolve_deferred(req: Request, tool_name: Callable[[str], str] | None = None
     messages = req.messages
     if referenced:
         by_name = {t.name: t for t in req.tools}
+        tool_name = (getattr(protocols.get(provider_type).adapter, "provider_tool_name", None)
+                     if provider_type else None)
         messages = [_expand_references(m, by_name, tool_name) for m in req.messages]
     return replace(req, tools=tools, messages=messages)
 

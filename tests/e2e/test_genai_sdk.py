@@ -79,7 +79,8 @@ def _args(raw: str) -> dict:
 
 
 FINISH = {"end_turn": "STOP", "tool_use": "STOP", "stop_sequence": "STOP",
-          "max_tokens": "MAX_TOKENS", "refusal": "SAFETY"}
+          "max_tokens": "MAX_TOKENS", "refusal": "SAFETY",
+          "model_context_window_exceeded": "MAX_TOKENS"}
 
 
 @pytest.mark.parametrize("version", ["v1beta", "v1"])

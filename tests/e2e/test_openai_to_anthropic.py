@@ -11,7 +11,8 @@ from tests.mockprovider import MockProvider, Reply, sse_frames
 from tests.streamsummary import FIXTURES, fixture_names, summarise
 
 FINISH = {"end_turn": "stop", "max_tokens": "length", "tool_use": "tool_calls",
-          "stop_sequence": "stop", "refusal": "content_filter"}
+          "stop_sequence": "stop", "refusal": "content_filter",
+          "model_context_window_exceeded": "length"}
 TOOLS = [{"type": "function", "function": {
     "name": "get_weather", "description": "Weather",
     "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}}]

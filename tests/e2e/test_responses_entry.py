@@ -51,7 +51,8 @@ async def test_stream_fixture_through_responses_sdk(gateway, provider, sdk, kind
     client = await client_for(gateway, provider, sdk, MockProvider(stream_reply(kind, name)),
                               kind)
     seen = []
-    status = "incomplete" if want.stop_reason in ("max_tokens", "refusal") else "completed"
+    cut = ("max_tokens", "refusal", "model_context_window_exceeded")
+    status = "incomplete" if want.stop_reason in cut else "completed"
     async with client.responses.stream(model="gpt-5", input=INPUT, tools=TOOLS) as stream:
         async for event in stream:
             seen.append(event)

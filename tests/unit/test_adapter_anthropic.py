@@ -61,9 +61,15 @@ def test_headers():
     assert h == {"content-type": "application/json", "x-api-key": "sk-ant-secret",
                  "anthropic-version": "2023-06-01", "x-team": "blue",
                  "user-agent": f"ferryllm/{__version__}"}
-    req = simple(headers={"anthropic-version": "2024-01-01", "anthropic-beta": "b1,b2"})
-    h2 = a.headers(req)
-    assert h2["anthropic-version"] == "2024-01-01" and h2["anthropic-beta"] == "b1,b2"
+    req = simple(headers={"anthropic-version": "2026-10-21", "anthropic-beta": "b1,b2"},
+                 native_protocol="anthropic", native={"model": "m"})
+    h2 = a.headers(req)  # pass-through: the client's own version
+    assert h2["anthropic-version"] == "2026-10-21" and h2["anthropic-beta"] == "b1,b2"
+    # a body ferryllm builds itself gets the provider's version, whatever a header said
+    assert a.headers(simple(headers={"anthropic-version": "2026-10-21"}))[
+        "anthropic-version"] == "2023-06-01"
+    assert adapter(anthropic_version="2026-10-21").headers(simple())[
+        "anthropic-version"] == "2026-10-21"
     assert "anthropic-beta" not in a.headers(simple())  # the static part is never mutated
     assert "x-api-key" not in adapter(api_key=None).headers(simple())
 

@@ -17,13 +17,14 @@ from ferryllm import ir
 from ferryllm.protocols.anthropic.adapter_stream import StreamDecoder
 from ferryllm.errors import GatewayError, UpstreamError, UpstreamProtocolError
 from tests.chunking import chunkings
+from tests.irjson import event_fields
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "anthropic"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.sse"))
 
 
 def render(events: list[ir.StreamEvent]) -> list[str]:
-    return [json.dumps({"event": type(ev).__name__, **dataclasses.asdict(ev)},
+    return [json.dumps({"event": type(ev).__name__, **event_fields(ev)},
                        ensure_ascii=False) for ev in events]
 
 

@@ -18,6 +18,7 @@ from ferryllm.protocols.openai.fields import split_think, usage_from_openai
 from ferryllm.protocols.openai.adapter_stream import StreamDecoder
 from ferryllm.errors import GatewayError, UpstreamError, UpstreamProtocolError
 from tests.chunking import chunkings
+from tests.irjson import event_fields
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "openai"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.sse"))
@@ -29,11 +30,7 @@ REQUEST = ir.Request(
 
 
 def render(ev: ir.StreamEvent) -> str:
-    out = {"event": type(ev).__name__}
-    for f in dataclasses.fields(ev):
-        value = getattr(ev, f.name)
-        out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
-    return orjson.dumps(out).decode()
+    return orjson.dumps({"event": type(ev).__name__, **event_fields(ev)}).decode()
 
 
 def render_error(err: GatewayError) -> str:

@@ -27,11 +27,13 @@ import orjson
 from ... import USER_AGENT, ir
 from ...config import ProviderConfig
 from ...errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
-from .adapter_stream import StreamDecoder
+from .adapter_stream import StreamDecoder, usage_into
 
 log = logging.getLogger("ferryllm.translate")
 
 DEFAULT_VERSION = "2023-06-01"
+NEW_VERSION = "2026-10-21"  # the first version without sampling parameters
+SAMPLING = ("temperature", "top_p", "top_k")
 COUNT_TOKENS_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens: for a model of unknown maximum
 # The output maximum of Claude models (longest prefix wins): what a request without max_tokens
@@ -194,6 +196,48 @@ def _thinking(req: ir.Request, max_tokens: int, grow: bool,
     return {"type": "enabled", "budget_tokens": budget}, max_tokens
 
 
+# ---------------------------------------------------------------- API versions
+
+
+def for_version(body: dict, version: str) -> dict:
+    """`body` holding only what `version` accepts. 2026-10-21 rejects `temperature`, `top_p`
+    and `top_k` (at any value), a `document` block in an assistant turn and `citations` on a
+    user's text block; they are dropped (debug log) instead of earning a 400. Only the parts
+    that change are copied."""
+    if version < NEW_VERSION:
+        return body
+    dropped = [k for k in SAMPLING if k in body]
+    if dropped:
+        body = {k: v for k, v in body.items() if k not in SAMPLING}
+        log.debug("dropped %s: anthropic-version %s does not take them", ", ".join(dropped),
+                  version)
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        kept = [_message_for_new_version(m) for m in messages]
+        if any(a is not b for a, b in zip(kept, messages)):
+            body = {**body, "messages": kept}
+    return body
+
+
+def _message_for_new_version(msg: Any) -> Any:
+    if not isinstance(msg, dict) or not isinstance(msg.get("content"), list):
+        return msg
+    role, content = msg.get("role"), msg["content"]
+    if role == "assistant":
+        kept = [b for b in content if not (isinstance(b, dict) and b.get("type") == "document")]
+        if len(kept) != len(content):
+            log.debug("dropped a document block from an assistant turn (anthropic-version)")
+            return {**msg, "content": kept}
+    elif role == "user" and any(isinstance(b, dict) and b.get("type") == "text"
+                                and b.get("citations") for b in content):
+        log.debug("dropped citations from a user's text (anthropic-version)")
+        return {**msg, "content": [
+            {k: v for k, v in b.items() if k != "citations"}
+            if isinstance(b, dict) and b.get("type") == "text" and "citations" in b else b
+            for b in content]}
+    return msg
+
+
 # ---------------------------------------------------------------- adapter
 
 
@@ -210,9 +254,15 @@ class AnthropicAdapter:
         self._head = head
         self._extra = dict(provider.headers)
 
+    def _version(self, req: ir.Request) -> str:
+        """An Anthropic client's own version on pass-through, else the provider's."""
+        if req.native_protocol == self.protocol and req.native is not None:
+            return req.headers.get("anthropic-version") or self.provider.anthropic_version
+        return self.provider.anthropic_version
+
     def headers(self, req: ir.Request) -> dict[str, str]:
         h = dict(self._head)
-        h["anthropic-version"] = req.headers.get("anthropic-version") or DEFAULT_VERSION
+        h["anthropic-version"] = self._version(req)
         beta = req.headers.get("anthropic-beta")
         if beta:
             h["anthropic-beta"] = beta
@@ -227,8 +277,10 @@ class AnthropicAdapter:
 
     def encode_request(self, req: ir.Request) -> bytes:
         if req.native_protocol == self.protocol and req.native is not None:
-            return orjson.dumps(self._passthrough(req))
-        return orjson.dumps(self._encode_ir(req))
+            body = self._passthrough(req)
+        else:
+            body = self._encode_ir(req)
+        return orjson.dumps(for_version(body, self._version(req)))
 
     def _passthrough(self, req: ir.Request) -> dict:
         body = dict(req.native)
@@ -327,15 +379,13 @@ class AnthropicAdapter:
                                                    input=tool_input))
                 else:
                     log.debug("skipped %s block in a provider response", str(kind)[:64])
-            usage = data.get("usage") or {}
+            usage = ir.Usage()
+            usage_into(usage, data.get("usage") or None)
+            details = data.get("stop_details")
             return ir.Response(
                 id=data.get("id") or "", model=data.get("model") or req.model, content=content,
                 stop_reason=data.get("stop_reason"), stop_sequence=data.get("stop_sequence"),
-                usage=ir.Usage(
-                    input_tokens=usage.get("input_tokens") or 0,
-                    output_tokens=usage.get("output_tokens") or 0,
-                    cache_read_input_tokens=usage.get("cache_read_input_tokens") or 0,
-                    cache_creation_input_tokens=usage.get("cache_creation_input_tokens") or 0))
+                usage=usage, stop_details=details if isinstance(details, dict) else None)
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             raise UpstreamProtocolError(
                 f"provider '{self.provider.name}' returned a malformed message") from exc
@@ -369,7 +419,7 @@ class AnthropicAdapter:
         else:
             full = self._encode_ir(req)
             body = {k: full[k] for k in COUNT_TOKENS_FIELDS if k in full}
-        return self.count_tokens_url, orjson.dumps(body)
+        return self.count_tokens_url, orjson.dumps(for_version(body, self._version(req)))
 
     def decode_count_tokens(self, raw: bytes) -> int:
         try:

@@ -33,19 +33,36 @@ _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
                  "cache_creation_input_tokens")
 
 
-def _usage_into(usage: ir.Usage, raw: dict | None) -> None:
-    """Overwrite `usage` with the fields `raw` carries (cumulative counts; absent keeps)."""
+def usage_into(usage: ir.Usage, raw: dict | None) -> None:
+    """Overwrite `usage` with the fields `raw` carries (cumulative counts; absent keeps):
+    the four totals, the 1-hour share of the cache writes (`cache_creation` by TTL) and the
+    thinking share of the output (`output_tokens_details`)."""
     if not raw:
         return
     for field in _USAGE_FIELDS:
         v = raw.get(field)
         if v is not None:
             setattr(usage, field, v)
+    by_ttl = raw.get("cache_creation")
+    if by_ttl is not None:
+        hour = by_ttl.get("ephemeral_1h_input_tokens") or 0
+        usage.cache_creation_1h_input_tokens = hour
+        if raw.get("cache_creation_input_tokens") is None:  # only the breakdown was given
+            usage.cache_creation_input_tokens = hour + (by_ttl.get("ephemeral_5m_input_tokens") or 0)
+    details = raw.get("output_tokens_details")
+    if details is not None:
+        usage.thinking_tokens = details.get("thinking_tokens") or 0
+
+
+def copy_usage(u: ir.Usage) -> ir.Usage:
+    return ir.Usage(u.input_tokens, u.output_tokens, u.cache_read_input_tokens,
+                    u.cache_creation_input_tokens, u.cache_creation_1h_input_tokens,
+                    u.thinking_tokens)
 
 
 class StreamDecoder:
-    __slots__ = ("_parser", "_provider", "_usage", "_stop_reason", "_stop_sequence", "_started",
-                 "_done", "_next", "_open_up", "_open_ir", "_skip")
+    __slots__ = ("_parser", "_provider", "_usage", "_stop_reason", "_stop_sequence",
+                 "_stop_details", "_started", "_done", "_next", "_open_up", "_open_ir", "_skip")
 
     def __init__(self, provider: str = "anthropic") -> None:
         self._parser = SSEParser()
@@ -53,6 +70,7 @@ class StreamDecoder:
         self._usage = ir.Usage()
         self._stop_reason: str | None = None
         self._stop_sequence: str | None = None
+        self._stop_details: dict | None = None
         self._started = self._done = False
         self._next = 0  # the next IR block index
         self._open_up: int | None = None  # upstream index of the open block
@@ -140,30 +158,29 @@ class StreamDecoder:
                 raise UpstreamProtocolError(
                     f"provider '{self._provider}' sent a second message_start")
             message = data["message"]
-            _usage_into(self._usage, message.get("usage"))
+            usage_into(self._usage, message.get("usage"))
             self._started = True
             u = self._usage
             out.append(ir.MessageStart(id=message.get("id") or "", model=message.get("model") or "",
-                                       usage=ir.Usage(u.input_tokens, u.output_tokens,
-                                                      u.cache_read_input_tokens,
-                                                      u.cache_creation_input_tokens)))
+                                       usage=copy_usage(u)))
         elif kind == "message_delta":
             delta = data.get("delta") or {}
             if "stop_reason" in delta:
                 self._stop_reason = delta["stop_reason"]
             if "stop_sequence" in delta:
                 self._stop_sequence = delta["stop_sequence"]
-            _usage_into(self._usage, data.get("usage"))
+            details = delta.get("stop_details")
+            if details.__class__ is dict:
+                self._stop_details = details
+            usage_into(self._usage, data.get("usage"))
         elif kind == "message_stop":
             if not self._started:
                 raise UpstreamProtocolError(
                     f"provider '{self._provider}' ended a message it never started")
             self._close_open(out)
             u = self._usage
-            out.append(ir.MessageDelta(self._stop_reason, self._stop_sequence,
-                                       ir.Usage(u.input_tokens, u.output_tokens,
-                                                u.cache_read_input_tokens,
-                                                u.cache_creation_input_tokens)))
+            out.append(ir.MessageDelta(self._stop_reason, self._stop_sequence, copy_usage(u),
+                                       self._stop_details))
             out.append(ir.MessageStop())
             self._done = True
         elif kind == "error":

@@ -83,7 +83,8 @@ def error_object(status: int, message: str) -> dict:
 # ---------------------------------------------------------------- finish reasons
 
 FINISH_REASONS = {ir.END_TURN: "STOP", ir.TOOL_USE: "STOP", ir.STOP_SEQUENCE: "STOP",
-                  ir.PAUSE_TURN: "STOP", ir.MAX_TOKENS: "MAX_TOKENS", ir.REFUSAL: "SAFETY"}
+                  ir.PAUSE_TURN: "STOP", ir.MAX_TOKENS: "MAX_TOKENS", ir.REFUSAL: "SAFETY",
+                  ir.CONTEXT_WINDOW_EXCEEDED: "MAX_TOKENS"}
 # Gemini finish reason → IR stop reason; STOP with a function call is tool_use (the decoders
 # decide), MALFORMED_FUNCTION_CALL / UNEXPECTED_TOOL_CALL are upstream errors (see RETRY_REASONS)
 STOP_REASONS = {"STOP": ir.END_TURN, "MAX_TOKENS": ir.MAX_TOKENS, "SAFETY": ir.REFUSAL,

@@ -21,6 +21,11 @@ the error's `kind` (the Anthropic error type used inside the gateway):
     (anything else)        invalid_request_error below 500, server_error from 500
 
 `code` is the error's own code (`model_not_found`, `rate_limit_exceeded`, `upstream_error` …).
+
+Answer parts with no Chat Completions field of their own: `model_context_window_exceeded` →
+`finish_reason: "length"`; a refusal's `stop_details` → the message's `refusal` text (its
+explanation or category); thinking tokens → `completion_tokens_details.reasoning_tokens`; cache
+writes (any TTL) → `prompt_tokens_details.cache_write_tokens`.
 """
 from __future__ import annotations
 
@@ -39,7 +44,8 @@ ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 EFFORTS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high",
            "xhigh": "xhigh", "max": "max"}
 FINISH_REASONS = {ir.END_TURN: "stop", ir.MAX_TOKENS: "length", ir.TOOL_USE: "tool_calls",
-                  ir.STOP_SEQUENCE: "stop", ir.REFUSAL: "content_filter", ir.PAUSE_TURN: "stop"}
+                  ir.STOP_SEQUENCE: "stop", ir.REFUSAL: "content_filter", ir.PAUSE_TURN: "stop",
+                  ir.CONTEXT_WINDOW_EXCEEDED: "length"}
 ERROR_TYPES = {
     "invalid_request_error": "invalid_request_error",
     "authentication_error": "authentication_error",
@@ -362,8 +368,22 @@ def usage_dict(usage: ir.Usage) -> dict:
     details = {"cached_tokens": usage.cache_read_input_tokens}
     if usage.cache_creation_input_tokens:
         details["cache_write_tokens"] = usage.cache_creation_input_tokens
-    return {"prompt_tokens": prompt, "completion_tokens": usage.output_tokens,
-            "total_tokens": prompt + usage.output_tokens, "prompt_tokens_details": details}
+    out = {"prompt_tokens": prompt, "completion_tokens": usage.output_tokens,
+           "total_tokens": prompt + usage.output_tokens, "prompt_tokens_details": details}
+    if usage.thinking_tokens:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.thinking_tokens}
+    return out
+
+
+def refusal_text(details: dict | None) -> str | None:
+    """Anthropic's `stop_details` of a refusal as OpenAI's `refusal` text: its explanation, or
+    its category."""
+    if not details or details.get("type") != "refusal":
+        return None
+    explanation, category = details.get("explanation"), details.get("category")
+    if isinstance(explanation, str) and explanation:
+        return explanation
+    return f"refused ({category})" if isinstance(category, str) and category else "refused"
 
 
 def encode_response(resp: ir.Response, display_model: str, created: int = 0) -> dict:
@@ -387,7 +407,7 @@ def encode_response(resp: ir.Response, display_model: str, created: int = 0) -> 
         message["reasoning_content"] = "".join(thinking)
     if calls:
         message["tool_calls"] = calls
-    message["refusal"] = None
+    message["refusal"] = refusal_text(resp.stop_details)
     return {
         "id": completion_id(resp.id), "object": "chat.completion", "created": created,
         "model": display_model,

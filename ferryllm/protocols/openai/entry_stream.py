@@ -25,7 +25,7 @@ import orjson
 from ... import ir
 from ...errors import GatewayError
 from ...sse import COMMENT_KEEPALIVE
-from .entry import completion_id, error_body, finish_reason, usage_dict
+from .entry import completion_id, error_body, finish_reason, refusal_text, usage_dict
 
 _CHOICE = b'"choices":[{"index":0,"delta":'
 _NOT_DONE = b',"logprobs":null,"finish_reason":null}]}\n\n'
@@ -103,6 +103,11 @@ class StreamEncoder:
         reason = orjson.dumps(finish_reason(ev.stop_reason))
         out = (self._head + b'"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":'
                + reason + b"}]}\n\n")
+        if ev.stop_details is not None:
+            refusal = refusal_text(ev.stop_details)
+            if refusal:
+                out = (self._head + _CHOICE + b'{"refusal":' + orjson.dumps(refusal) + _DELTA_END
+                       + out)
         if self.include_usage:
             out += (self._head + b'"choices":[],"usage":' + orjson.dumps(usage_dict(ev.usage))
                     + b"}\n\n")

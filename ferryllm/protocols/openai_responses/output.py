@@ -21,7 +21,8 @@ from .fields import secret_for, usage_dict
 from .tools import ClientTool
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9]")
-INCOMPLETE = {ir.MAX_TOKENS: "max_output_tokens", ir.REFUSAL: "content_filter"}
+INCOMPLETE = {ir.MAX_TOKENS: "max_output_tokens", ir.REFUSAL: "content_filter",
+              ir.CONTEXT_WINDOW_EXCEEDED: "max_output_tokens"}
 
 
 def response_id(ir_id: str | None) -> str:
