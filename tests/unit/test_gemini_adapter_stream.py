@@ -6,7 +6,6 @@ decoder raises). Regenerate after a deliberate change with
 `python -m tests.unit.test_gemini_adapter_stream --regen` and review the diff."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path

@@ -7,7 +7,6 @@ must produce, one JSON object per line (`render`), and for a stream that must fa
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import orjson

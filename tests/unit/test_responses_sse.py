@@ -3,7 +3,6 @@ gives one output (`tests/fixtures/openai_responses/NAME.sse` → `NAME.expected`
 per line, a last `{"raise": …}` line for a stream that must fail)."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import orjson
@@ -13,6 +12,7 @@ from ferryllm import ir
 from ferryllm.errors import GatewayError
 from ferryllm.protocols.openai_responses.adapter_stream import StreamDecoder
 from tests.chunking import chunkings
+from tests.irjson import event_fields
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "openai_responses"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.sse"))
@@ -21,11 +21,7 @@ REQUEST = ir.Request(model="backend-model", messages=[ir.Message("user", [ir.Tex
 
 
 def render(ev: ir.StreamEvent) -> str:
-    out = {"event": type(ev).__name__}
-    for f in dataclasses.fields(ev):
-        value = getattr(ev, f.name)
-        out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
-    return orjson.dumps(out).decode()
+    return orjson.dumps({"event": type(ev).__name__, **event_fields(ev)}).decode()
 
 
 def run(chunks: list[bytes]) -> tuple[list[str], str | None]:
