@@ -99,7 +99,11 @@ class GeminiRun:
                 f"stderr: {self.stderr[-3000:]}")
 
 
-def prepare(tmp: Path, base_url: str, settings: dict | None = None) -> tuple[dict, Path]:
+API_KEY = "gemini-cli-test-key"
+
+
+def prepare(tmp: Path, base_url: str, settings: dict | None = None,
+            api_key: str = API_KEY) -> tuple[dict, Path]:
     """The environment and the trusted workspace of one run under `tmp`."""
     home, work = tmp / "home", tmp / "work"
     home.mkdir(parents=True, exist_ok=True)
@@ -113,7 +117,7 @@ def prepare(tmp: Path, base_url: str, settings: dict | None = None) -> tuple[dic
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "HOME": str(home), "SHELL": "/bin/bash", "TERM": "dumb", "NO_COLOR": "1",
         "LANG": "C.UTF-8", "TMPDIR": str(tmp),
-        "GEMINI_API_KEY": "gemini-cli-test-key", "GOOGLE_GEMINI_BASE_URL": base_url,
+        "GEMINI_API_KEY": api_key, "GOOGLE_GEMINI_BASE_URL": base_url,
         "GEMINI_CLI_SYSTEM_SETTINGS_PATH": str(tmp / "no-system-settings.json"),
         "GEMINI_CLI_SYSTEM_DEFAULTS_PATH": str(tmp / "no-system-defaults.json"),
         "GEMINI_CLI_TRUSTED_FOLDERS_PATH": str(trusted),
@@ -126,10 +130,10 @@ def prepare(tmp: Path, base_url: str, settings: dict | None = None) -> tuple[dic
 async def run_gemini(gemini: list[str], base_url: str, prompt: str, tmp: Path, *,
                      model: str = DEFAULT_MODEL, yolo: bool = False, output: str = "text",
                      settings: dict | None = None, files: dict[str, bytes] | None = None,
-                     timeout: float = CLI_TIMEOUT) -> GeminiRun:
+                     api_key: str = API_KEY, timeout: float = CLI_TIMEOUT) -> GeminiRun:
     """`gemini --prompt PROMPT` against `base_url` (`files` are written into the workspace
     first); a timeout kills its process group and fails."""
-    env, work = prepare(tmp, base_url, settings)
+    env, work = prepare(tmp, base_url, settings, api_key)
     for name, data in (files or {}).items():
         (work / name).write_bytes(data)
     argv = [*gemini, "--output-format", output]

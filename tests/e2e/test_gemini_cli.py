@@ -10,8 +10,11 @@ back; it refuses a tool result whose id answers no call. The CLI runs the comman
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from ferryllm.config import AuthConfig
 from tests.conftest import make_config
 from tests.gemini_cli import UNTRUSTED_WARNING, GeminiCLIUnavailable, gemini_command, run_gemini
 from tests.mock_gemini import GeminiMock
@@ -184,3 +187,22 @@ async def test_provider_error_reaches_the_cli(gemini, gateway, provider, tmp_pat
     error = result.json["error"]
     assert error["code"] == status and message in error["message"], result.explain()
     assert not result.refused
+
+
+async def test_client_keys_from_the_cli(gemini, gateway, provider, tmp_path):
+    """With `[auth]` on, the key the CLI sends (`GEMINI_API_KEY` as `x-goog-api-key`) is the
+    client key: the right one is served, a wrong one gets Google's 401 and reaches no provider."""
+    mock = OpenAIModel(cli_plan)
+    url = await provider(mock)
+    config = make_config({"mock": ("openai", url)})
+    base = await gateway(replace(config, auth=AuthConfig(enabled=True, keys=("ferry-client-1",))))
+    prompt, model, _ = SCENARIOS["plain"]
+    good = await run_gemini(gemini, base, prompt, tmp_path / "good", model=model,
+                            output="json", api_key="ferry-client-1")
+    assert good.code == 0 and good.json["response"].strip() == PLAIN_ANSWER, good.explain()
+    served = len(mock.requests)
+    bad = await run_gemini(gemini, base, prompt, tmp_path / "bad", model=model, output="json",
+                           api_key="not-a-client-key", settings={"general": {"maxAttempts": 1}})
+    assert bad.code != 0 and bad.json["error"]["code"] == 401, bad.explain()
+    assert "not-a-client-key" not in bad.stderr  # the key is not echoed back
+    assert len(mock.requests) == served
