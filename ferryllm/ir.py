@@ -111,7 +111,30 @@ def own_signature(protocol: str | None, signature: str | None) -> str | None:
     return raw if sep and head == protocol and raw else None
 
 
-Block = Union[TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock, ThinkingBlock]
+@dataclass(slots=True)
+class ServerToolUseBlock:
+    """A tool the server side ran in the middle of the answer (Anthropic's `server_tool_use`):
+    so far a tool search (`ServerToolSearch`), which ferryllm runs for providers without one."""
+
+    id: str
+    name: str
+    input: dict[str, Any]
+    type: Literal["server_tool_use"] = "server_tool_use"
+
+
+@dataclass(slots=True)
+class ToolSearchResultBlock:
+    """The answer to a tool search (`ServerToolUseBlock`): the names of the tools it loaded, or
+    an error code (`invalid_tool_input`, `unavailable`, …)."""
+
+    tool_use_id: str
+    tool_names: list[str] = field(default_factory=list)
+    error: str | None = None
+    type: Literal["tool_search_result"] = "tool_search_result"
+
+
+Block = Union[TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock, ThinkingBlock,
+              ServerToolUseBlock, ToolSearchResultBlock]
 
 
 @dataclass(slots=True)
@@ -141,6 +164,16 @@ class Tool:
     input_schema: dict[str, Any]
     freeform: dict[str, Any] | None = None
     deferred: bool = False
+
+
+@dataclass(slots=True)
+class ServerToolSearch:
+    """The client asked the server to search its deferred tools (Anthropic's
+    `tool_search_tool_regex_*` / `tool_search_tool_bm25_*`): `kind` "regex" or "bm25", `name`
+    the tool's name in the conversation."""
+
+    kind: Literal["regex", "bm25"]
+    name: str
 
 
 @dataclass(slots=True)
@@ -231,6 +264,7 @@ class Request:
     # set by `policy` for OpenAI-compatible providers: a stable digest of (provider, backend
     # model, tools, system) that the adapter sends as `prompt_cache_key`
     prompt_cache_key: str | None = None
+    tool_search: ServerToolSearch | None = None  # a server-side tool search the client declared
     # structured output: {"type": "json_schema", "name", "schema", "strict"} or
     # {"type": "json_object"}; adapters send it where their provider has structured output
     response_format: dict[str, Any] | None = None
@@ -322,7 +356,16 @@ class MessageStop:
     pass
 
 
+@dataclass(slots=True)
+class ServerBlock:
+    """A whole `ServerToolUseBlock` or `ToolSearchResultBlock` at `index` (start, content and
+    stop in one event); encoders of protocols without such blocks skip it."""
+
+    index: int
+    block: ServerToolUseBlock | ToolSearchResultBlock
+
+
 StreamEvent = Union[
     MessageStart, TextStart, ThinkingStart, ToolUseStart, TextDelta, ThinkingDelta,
-    SignatureDelta, ToolArgsDelta, BlockStop, MessageDelta, MessageStop,
+    SignatureDelta, ToolArgsDelta, BlockStop, MessageDelta, MessageStop, ServerBlock,
 ]

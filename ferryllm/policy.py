@@ -42,7 +42,7 @@ from typing import Callable
 
 import orjson
 
-from . import protocols
+from . import protocols, toolsearch
 from .config import Config, ProviderConfig
 from .ir import EFFORT_BUDGETS, EFFORT_ORDER, Message, Reasoning, Request, TextBlock, Tool
 from .schema import clean_schema
@@ -110,19 +110,24 @@ def resolve_deferred(req: Request, provider_type: str | None = None) -> Request:
     tool's definition, in the form Claude Code's `ToolSearch` promises the model:
     `<functions><function>{"description": …, "name": …, "parameters": …}</function></functions>`
     (named as a provider of `provider_type` knows the tool: its adapter's `provider_tool_name`).
-    Deterministic, so consecutive
-    turns stay byte-identical. The request is returned as it is when there is nothing to do."""
-    referenced = _referenced(req.messages)
-    if not referenced and not any(t.deferred for t in req.tools):
+    A server tool search the client declared (`Request.tool_search`) becomes a function
+    (`toolsearch.search_tool`), and its earlier searches a call of it with its result
+    (`toolsearch.unfold`). Deterministic, so consecutive turns stay byte-identical. The request
+    is returned as it is when there is nothing to do."""
+    search = req.tool_search
+    messages = req.messages if search is None else toolsearch.unfold(req.messages)
+    referenced = _referenced(messages)
+    if not referenced and search is None and not any(t.deferred for t in req.tools):
         return req
     tools = [replace(t, deferred=False) if t.deferred else t for t in req.tools
              if not t.deferred or t.name in referenced]
-    messages = req.messages
+    if search is not None:  # a server tool search the provider does not have: a function
+        tools.insert(0, toolsearch.search_tool(search))
     if referenced:
         by_name = {t.name: t for t in req.tools}
         tool_name = (getattr(protocols.get(provider_type).adapter, "provider_tool_name", None)
                      if provider_type else None)
-        messages = [_expand_references(m, by_name, tool_name) for m in req.messages]
+        messages = [_expand_references(m, by_name, tool_name) for m in messages]
     return replace(req, tools=tools, messages=messages)
 
 

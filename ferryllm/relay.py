@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from . import policy
+from . import policy, toolsearch_loop
 from .accesslog import AccessRecord
 from .config import Config, ProviderConfig
 from .downstream import ClientStream, KeepAlive, StreamOutput, write_quietly
@@ -243,21 +243,31 @@ class Relay:
     def json_timeout(self, provider: ProviderConfig) -> aiohttp.ClientTimeout:
         return self._json_timeouts[provider.name]
 
+    async def _fetch_raw(self, provider: ProviderConfig, adapter, prepared: Request):
+        """One JSON call: (the provider's body, its IR response)."""
+        resp = await self.transport.post(
+            provider, adapter.endpoint(prepared), adapter.headers(prepared),
+            adapter.encode_request(prepared),
+            timeout=self._json_timeouts[provider.name])
+        if resp.status != 200:
+            raise await upstream_error(provider, adapter, resp)
+        try:
+            raw = await resp.read()
+        except Exception as exc:  # noqa: BLE001 - mapped to a GatewayError
+            raise stream_error(provider, exc) from None
+        finally:
+            resp.release()
+        return raw, adapter.decode_response(raw, prepared)
+
+    async def fetch(self, provider: ProviderConfig, adapter, prepared: Request):
+        """One JSON call's IR response (for loops over provider calls: `toolsearch_loop`)."""
+        return (await self._fetch_raw(provider, adapter, prepared))[1]
+
+    prepare = _prepare_request
+
     async def json(self, req: Request, route: Route, proto: Protocol, outcome: Outcome) -> bytes:
         async def attempt(provider: ProviderConfig, adapter, prepared: Request) -> bytes:
-            resp = await self.transport.post(
-                provider, adapter.endpoint(prepared), adapter.headers(prepared),
-                adapter.encode_request(prepared),
-                timeout=self._json_timeouts[provider.name])
-            if resp.status != 200:
-                raise await upstream_error(provider, adapter, resp)
-            try:
-                raw = await resp.read()
-            except Exception as exc:  # noqa: BLE001 - mapped to a GatewayError
-                raise stream_error(provider, exc) from None
-            finally:
-                resp.release()
-            ir_resp = adapter.decode_response(raw, prepared)
+            raw, ir_resp = await self._fetch_raw(provider, adapter, prepared)
             outcome.usage = ir_resp.usage
             if prepared.native_protocol == adapter.protocol == proto.name:
                 body = orjson.loads(raw)
@@ -267,6 +277,8 @@ class Relay:
                 return orjson.dumps(body)
             return proto.entry.encode_response(ir_resp, route.display_model, prepared)
 
+        if req.tool_search is not None:  # a server tool search ferryllm may have to run
+            attempt = toolsearch_loop.json_attempt(self, attempt, req, route, proto, outcome)
         return await self._attempts_for(req, route, outcome, attempt)
 
     # ------------------------------------------------------------------ streaming
@@ -278,10 +290,12 @@ class Relay:
         client = ClientStream(request, headers, entry.ping)
         self.keepalive.streams.add(client)
         loop = asyncio.get_running_loop()
+        pump = (self._pump if req.tool_search is None
+                else toolsearch_loop.stream_pump(self, self._pump, req))
         try:
             await self._attempts_for(
                 req, route, outcome,
-                lambda p, a, r: self._pump(client, p, a, r, route, proto, outcome, started, loop))
+                lambda p, a, r: pump(client, p, a, r, route, proto, outcome, started, loop))
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             outcome.error_kind = "client_disconnected"  # nobody is left to tell
         except Exception as exc:  # noqa: BLE001 - every failure ends as a protocol-shaped error

@@ -64,8 +64,24 @@ _OPENAI_CHAT = {
     "parallel_tool_calls": False,
 }
 
+_TOOL_SEARCH = {  # a server tool search with an earlier search in the history
+    "model": "m", "max_tokens": 64,
+    "tools": [{"type": "tool_search_tool_regex_20251119", "name": "tool_search_tool_regex"},
+              {**_TOOL, "defer_loading": True}],
+    "messages": [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": [
+            {"type": "server_tool_use", "id": "srvtoolu_1", "name": "tool_search_tool_regex",
+             "input": {"query": "weather"}},
+            {"type": "tool_search_tool_result", "tool_use_id": "srvtoolu_1", "content": {
+                "type": "tool_search_tool_search_result",
+                "tool_references": [{"type": "tool_reference", "tool_name": "get_weather"}]}},
+            {"type": "tool_use", "id": "toolu_9", "name": "get_weather", "input": {"city": "Oslo"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9",
+                                      "content": "rain"}]}]}
+
 SEEDS: dict[str, list[dict]] = {
-    "/v1/messages": [_ANTHROPIC_CHAT, {**_ANTHROPIC_CHAT, "stream": True},
+    "/v1/messages": [_ANTHROPIC_CHAT, {**_ANTHROPIC_CHAT, "stream": True}, _TOOL_SEARCH,
                      {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}],
     "/v1/messages/count_tokens": [{k: v for k, v in _ANTHROPIC_CHAT.items()
                                    if k not in ("max_tokens", "stream")}],

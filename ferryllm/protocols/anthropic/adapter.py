@@ -243,6 +243,7 @@ def _message_for_new_version(msg: Any) -> Any:
 
 class AnthropicAdapter:
     protocol = "anthropic"
+    runs_tool_search = True  # the API searches deferred tools itself (toolsearch_loop)
 
     def __init__(self, provider: ProviderConfig) -> None:
         self.provider = provider

@@ -21,6 +21,7 @@ log = logging.getLogger("ferryllm.translate")
 FORWARD_HEADERS = ("anthropic-version", "anthropic-beta")
 EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh", "max"})
 _TOOL_CHOICES = frozenset({"auto", "any", "tool", "none"})
+TOOL_SEARCH_PREFIX = "tool_search_tool_"  # tool_search_tool_regex_20251119, …_bm25_20251119
 
 
 # ---------------------------------------------------------------- small validators
@@ -145,11 +146,29 @@ def _block(block: Any) -> ir.Block | None:
                                 signature=_str(block, "signature", required=False))
     if kind == "redacted_thinking":
         return ir.ThinkingBlock(redacted=True, data=_str(block, "data"))
+    if kind == "server_tool_use" and str(block.get("name")).startswith(TOOL_SEARCH_PREFIX):
+        return ir.ServerToolUseBlock(_str(block, "id"), _str(block, "name"),
+                                     _dict(block.get("input"), "input"))
+    if kind == "tool_search_tool_result":
+        return _tool_search_result(block)
     if not isinstance(kind, str):
         raise _Bad("a string is required", "type")
     # document, server_tool_use, web_search_tool_result, container_upload, search_result, …
     log.debug("dropped %s block", kind[:64])
     return None
+
+
+def _tool_search_result(block: dict) -> ir.ToolSearchResultBlock:
+    tool_use_id = _str(block, "tool_use_id")
+    content = _dict(block.get("content"), "content")
+    if content.get("type") == "tool_search_tool_result_error":
+        code = content.get("error_code")
+        return ir.ToolSearchResultBlock(tool_use_id, error=code if isinstance(code, str) else "unavailable")
+    names = []
+    for i, ref in enumerate(_list(content.get("tool_references"), "content", "tool_references")):
+        names.append(_str(_dict(ref, "content", "tool_references", i), "tool_name",
+                          "content", "tool_references", i))
+    return ir.ToolSearchResultBlock(tool_use_id, names)
 
 
 def _content(content: Any) -> list[ir.Block]:
@@ -202,7 +221,15 @@ def _system(raw: Any) -> list[ir.TextBlock]:
 # ---------------------------------------------------------------- tools, reasoning
 
 
-def _tools(raw: Any) -> list[ir.Tool]:
+def _tool_search(tool: dict, kind: str) -> ir.ServerToolSearch:
+    name = tool.get("name")
+    variant = "bm25" if kind.startswith(TOOL_SEARCH_PREFIX + "bm25") else "regex"
+    return ir.ServerToolSearch(variant, name if isinstance(name, str) and name
+                               else TOOL_SEARCH_PREFIX + variant)
+
+
+def _tools(raw: Any, req: ir.Request) -> list[ir.Tool]:
+    """The client tools; a server tool search among them goes to `req.tool_search`."""
     if raw is None:
         return []
     out = []
@@ -211,6 +238,9 @@ def _tools(raw: Any) -> list[ir.Tool]:
             raise _Bad("must be an object", "tools", i)
         kind = tool.get("type")
         if (kind is not None and kind != "custom") or "input_schema" not in tool:
+            if isinstance(kind, str) and kind.startswith(TOOL_SEARCH_PREFIX):
+                req.tool_search = _tool_search(tool, kind)  # ferryllm runs it where needed
+                continue
             # a server tool (web_search_*, code_execution_*, …): only Anthropic providers run it,
             # and they get it through the native body
             log.info("dropped server tool of type %s", kind if isinstance(kind, str) else "?")
@@ -309,9 +339,10 @@ def _decode_object(body: dict, headers: Mapping[str, str], need_max_tokens: bool
         if _int(max_tokens, "max_tokens") < 1:
             raise _Bad("must be a positive integer", "max_tokens")
     req = ir.Request(model=model, messages=_messages(body["messages"]),
-                     system=_system(body.get("system")), tools=_tools(body.get("tools")),
+                     system=_system(body.get("system")),
                      tool_choice=_tool_choice(body.get("tool_choice")), max_tokens=max_tokens,
                      native_protocol="anthropic", native=body, headers=_forward_headers(headers))
+    req.tools = _tools(body.get("tools"), req)
     if req.tool_choice is not None and req.tool_choice.disable_parallel:
         req.parallel_tool_calls = False
     stop = body.get("stop_sequences")
@@ -375,8 +406,24 @@ def _out_block(block: ir.Block) -> dict | None:
             return {"type": "thinking", "thinking": thinking, "signature": signature or ""}
         case ir.ToolUseBlock(id=id_, name=name, input=input_):
             return {"type": "tool_use", "id": id_, "name": name, "input": input_}
+        case ir.ServerToolUseBlock() | ir.ToolSearchResultBlock():
+            return server_block(block)
     log.debug("dropped %s block from a response", block.type)
     return None
+
+
+def server_block(block: ir.ServerToolUseBlock | ir.ToolSearchResultBlock) -> dict:
+    """A tool search's blocks as the Anthropic API gives them."""
+    if block.type == "server_tool_use":
+        return {"type": "server_tool_use", "id": block.id, "name": block.name,
+                "input": block.input}
+    if block.error is not None:
+        content = {"type": "tool_search_tool_result_error", "error_code": block.error}
+    else:
+        content = {"type": "tool_search_tool_search_result", "tool_references": [
+            {"type": "tool_reference", "tool_name": name} for name in block.tool_names]}
+    return {"type": "tool_search_tool_result", "tool_use_id": block.tool_use_id,
+            "content": content}
 
 
 def encode_response(resp: ir.Response, display_model: str) -> dict:

@@ -11,7 +11,7 @@ import orjson
 
 from ... import ir
 from ...errors import GatewayError
-from .entry import error_body, message_id, usage_dict
+from .entry import error_body, message_id, server_block, usage_dict
 
 _BLOCK_START = (b'event: content_block_start\ndata: {"type":"content_block_start","index":')
 _DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
@@ -121,7 +121,22 @@ class StreamEncoder:
         if cls is _SignatureDelta:
             return (self._delta_prefix(ev.index) + _SIGNATURE_MID + dumps(ev.signature)
                     + _DELTA_END)
+        if cls is ir.ServerBlock:
+            return self._server_block(ev)
         raise TypeError(f"not an IR stream event: {type(ev).__name__}")
+
+    def _server_block(self, ev: ir.ServerBlock) -> bytes:
+        """As the API streams them: a server_tool_use opens with an empty input that one
+        input_json_delta fills; a tool search result comes whole in its start."""
+        block = server_block(ev.block)
+        idx = self._open(ev.index)
+        out = _BLOCK_START + idx + b',"content_block":'
+        if block["type"] == "server_tool_use":
+            out += (dumps({**block, "input": {}}) + _STOP_END + self._json
+                    + dumps(dumps(block["input"]).decode()) + _DELTA_END)
+        else:
+            out += dumps(block) + _STOP_END
+        return out + _BLOCK_STOP + idx + _STOP_END
 
     def _message_start(self, ev: ir.MessageStart) -> bytes:
         return b"".join((_MESSAGE_START, dumps(message_id(ev.id)), _MESSAGE_MODEL,
