@@ -164,7 +164,9 @@ def _check_calls(contents: list[dict]) -> None:
     for i, content in enumerate(contents):
         responses = _count(content, "functionResponse")
         previous = contents[i - 1] if i else None
-        asked = _count(previous, "functionCall") if previous and previous.get("role") == "model" else 0
+        asked = 0
+        if previous and previous.get("role") == "model":
+            asked = _count(previous, "functionCall")
         if responses and not asked:
             raise GeminiReject(400, "Please ensure that function response turn comes immediately "
                                     "after a function call turn.")

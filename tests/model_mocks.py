@@ -117,7 +117,8 @@ class OpenAIModel(ModelMock):
         self.model = model
 
     def error_body(self, message: str, status: int) -> dict:
-        kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(status, "invalid_request_error")
+        kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(
+            status, "invalid_request_error")
         return {"error": {"message": message, "type": kind, "code": None, "param": None}}
 
     def check(self, body: dict) -> str | None:
@@ -142,7 +143,8 @@ class OpenAIModel(ModelMock):
             if msg.get("role") != "tool":
                 break
             content = msg.get("content")
-            results.insert(0, content if isinstance(content, str) else orjson.dumps(content).decode())
+            results.insert(0, content if isinstance(content, str)
+                           else orjson.dumps(content).decode())
         user = [m.get("content") for m in messages if m.get("role") == "user"]
         tools = {(t.get("function") or {}).get("name") for t in body.get("tools") or []}
         fmt = body.get("response_format") or {}

@@ -43,8 +43,11 @@ if (realFetch) {
 const realConnect = net.Socket.prototype.connect;
 net.Socket.prototype.connect = function guardedConnect(...args) {
   let opts = Array.isArray(args[0]) ? args[0][0] : args[0];
-  if (typeof opts === "number") opts = { port: opts, host: typeof args[1] === "string" ? args[1] : undefined };
-  else if (typeof opts === "string") opts = { path: opts };
+  if (typeof opts === "number") {
+    opts = { port: opts, host: typeof args[1] === "string" ? args[1] : undefined };
+  } else if (typeof opts === "string") {
+    opts = { path: opts };
+  }
   if (opts && typeof opts === "object" && !opts.path) {
     const host = opts.host || "localhost";
     const allowed = LOOPBACK.has(host);
@@ -63,7 +66,8 @@ dns.lookup = function guardedLookup(host, ...rest) {
   record("lookup", host, allowed);
   if (allowed) return realLookup.call(this, host, ...rest);
   const callback = rest[rest.length - 1];
-  const err = Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: "ENOTFOUND", hostname: host });
+  const err = Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`),
+                            { code: "ENOTFOUND", hostname: host });
   if (typeof callback === "function") process.nextTick(() => callback(err));
   return {};
 };
