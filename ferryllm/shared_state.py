@@ -22,10 +22,10 @@ import time
 import uuid
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from . import shared_scripts
-from .redis_pipe import Pipe, Script
+from .redis_pipe import Pipe, Script, pack
 from .breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from .errors import ServiceUnavailable
 from .limits import ASK, Admission, ClientLimits, Ticket, refusal, usage_parts, usage_tokens
@@ -43,7 +43,7 @@ class SharedState:
         self.reject = s.on_failure == "reject"
         self.ttl_ms = int(s.lease_ttl_secs * 1000)
         self.local, self.metrics = local, metrics
-        self.redis = Pipe(s.url, connect_timeout=self.timeout)
+        self.redis = Pipe(s.url, self.timeout)
         self._admit = Script(shared_scripts.ADMIT)
         self._finish = Script(shared_scripts.FINISH)
         self._renew = Script(shared_scripts.RENEW)
@@ -75,9 +75,9 @@ class SharedState:
         first requests do not pay for it within `timeout_ms`."""
         self._renewer = asyncio.create_task(self._renew_forever())
         try:
-            async with asyncio.timeout(max(self.timeout, STARTUP_TIMEOUT)):
-                for script in (self._admit, self._finish, self._renew, self._breaker, self._cool):
-                    await self.redis.execute("SCRIPT", "LOAD", script.body)
+            for script in (self._admit, self._finish, self._renew, self._breaker, self._cool):
+                await self.redis.send(pack("SCRIPT", "LOAD", script.body),
+                                      max(self.timeout, STARTUP_TIMEOUT))
         except (RedisError, OSError, TimeoutError) as exc:
             self._down(exc)
 
@@ -94,16 +94,35 @@ class SharedState:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def call(self, script, keys, args) -> Any:
-        """One bounded round trip; None (and Redis marked down) when it fails or is too slow."""
+    async def call(self, script: Script, keys: tuple, args: tuple, cache: bool = True) -> Any:
+        """One round trip bounded by `timeout_ms`; None (and Redis marked down) when it fails
+        or is too slow."""
         if not self.up:
             return None
         try:
-            async with asyncio.timeout(self.timeout):
-                return await self.redis.script(script, keys, args)
+            try:
+                return await self.redis.send(script.evalsha(keys, args, cache))
+            except NoScriptError:
+                return await self.redis.send(script.eval(keys, args))
         except (RedisError, OSError, TimeoutError) as exc:
             self._down(exc)
             return None
+
+    def fire(self, script: Script, keys: tuple, args: tuple) -> None:
+        """A call nobody waits for (FINISH): no task, a callback notes a failure."""
+        if not self.up:
+            return
+        fut = self.redis.send(script.evalsha(keys, args))
+        self._tasks.add(fut)
+        fut.add_done_callback(lambda f: self._fired(f, script, keys, args))
+
+    def _fired(self, fut: asyncio.Future, script: Script, keys: tuple, args: tuple) -> None:
+        self._tasks.discard(fut)
+        exc = None if fut.cancelled() else fut.exception()
+        if isinstance(exc, NoScriptError):
+            self.spawn(self.call(script, keys, args))
+        elif exc is not None:
+            self._down(exc)
 
     def _down(self, exc: BaseException) -> None:
         self.metrics.shared_state_failure()
@@ -120,8 +139,7 @@ class SharedState:
         while True:
             await asyncio.sleep(PROBE_INTERVAL)
             try:
-                async with asyncio.timeout(self.timeout):
-                    await self.redis.execute("PING")
+                await self.redis.send(pack("PING"))
             except (RedisError, OSError, TimeoutError):
                 continue
             self.up = True
@@ -135,9 +153,9 @@ class SharedState:
             await asyncio.sleep(self.ttl_ms / 3000.0)
             if self.leases and self.up:
                 members = list(self.leases)
-                keys = [k for m in members for k in self.leases[m]]
-                args = [self.ttl_ms, *(m for m in members for _ in self.leases[m])]
-                await self.call(self._renew, keys, args)
+                keys = tuple(k for m in members for k in self.leases[m])
+                args = (self.ttl_ms, *(m for m in members for _ in self.leases[m]))
+                await self.call(self._renew, keys, args, cache=False)
 
     # ---------------------------------------------------------------- admission
 
@@ -194,8 +212,7 @@ class SharedState:
         client = ticket.client
         args = (member or "", tokens, (client.tokens_per_minute or 0) if client else 0,
                 ticket.usage_prefix, *usage_parts(usage))
-        self.spawn(self.call(self._finish, (self.k_leases, ticket.leases_key, ticket.tpm_key),
-                             args))
+        self.fire(self._finish, (self.k_leases, ticket.leases_key, ticket.tpm_key), args)
 
     # ---------------------------------------------------------------- breakers and cooldowns
 

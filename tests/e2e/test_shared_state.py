@@ -371,3 +371,19 @@ async def test_a_stream_cut_short_counts_against_the_budget(gateway, provider, r
     day = _redis_ms(r) // 86_400_000
     await until(lambda: r.hget(f"t:c:team-a:usage:{day}", "input") == b"25", "the usage counted")
     assert int(r.hget(f"t:c:team-a:usage:{day}", "output")) >= 1
+
+
+async def test_workers_of_one_serve_share_one_limit(provider, redis_server, serve, tmp_path):
+    url = await provider(MockProvider(Reply(body=OK)))
+    extra = (f'rate_limit_per_minute = 10\n[shared_state]\nurl = "{redis_server.url}"\n'
+             'key_prefix = "w"\ntimeout_ms = 500\n')
+    served = await serve("-c", write_config(tmp_path, url, extra), "--workers", "2")
+    statuses, processes = [], set()
+    for _ in range(30):  # a new connection each: the kernel spreads them over the workers
+        async with aiohttp.ClientSession() as s:
+            async with s.post(served.base + "/v1/messages", json=MSG) as resp:
+                statuses.append(resp.status)
+                processes.add(resp.headers["request-id"][:16])  # req_ + the process's prefix
+    assert statuses.count(200) == 10 and statuses.count(429) == 20
+    assert len(processes) == 2  # both workers answered
+    assert await served.stop() == 0  # SIGTERM: the supervisor stops its workers
