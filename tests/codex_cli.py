@@ -139,12 +139,13 @@ class CodexRun:
 async def run_codex(codex: list[str], base_url: str, prompt: str, tmp: Path, *,
                     model: str = MODEL, full_tools: bool = True, bare: bool = False,
                     config: str | None = None, env: dict[str, str] | None = None,
-                    timeout: float = RUN_TIMEOUT) -> CodexRun:
+                    args: tuple[str, ...] = (), timeout: float = RUN_TIMEOUT) -> CodexRun:
     """Run `codex exec PROMPT` in `tmp/work` against the Responses API at `base_url`.
 
     Async (the gateway and mocks live in the test's event loop); the CLI gets its own process
     group, killed whole on timeout. `tmp/work` may be prepared before the call (files to patch),
-    and so may `tmp/home/.codex` when `config` (the text of a `config.toml`) is given.
+    and so may `tmp/home/.codex` when `config` (the text of a `config.toml`) is given; `args`
+    go on the command line before the prompt.
     """
     home, codex_home, work = tmp / "home", tmp / "home" / ".codex", tmp / "work"
     codex_home.mkdir(parents=True, exist_ok=True)
@@ -153,7 +154,8 @@ async def run_codex(codex: list[str], base_url: str, prompt: str, tmp: Path, *,
     if full_tools and config is None:
         catalog = codex_home / "ferry-models.json"
         catalog.write_bytes(orjson.dumps({"models": [catalog_entry(model)]}))
-    (codex_home / "config.toml").write_text(config or config_toml(base_url, model, catalog, bare))
+    (codex_home / "config.toml").write_text(config if config is not None else
+                                            config_toml(base_url, model, catalog, bare))
     last = tmp / "last-message.txt"
     env = {
         **(env or {}),
@@ -164,7 +166,7 @@ async def run_codex(codex: list[str], base_url: str, prompt: str, tmp: Path, *,
     }
     proc = await asyncio.create_subprocess_exec(
         *codex, "exec", "--skip-git-repo-check", "--ephemeral", "--color", "never",
-        "-C", str(work), "-o", str(last), "--", prompt,
+        "-C", str(work), "-o", str(last), *args, "--", prompt,
         cwd=work, env=env, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         start_new_session=True)

@@ -275,6 +275,7 @@ class ModelMock:
         self.kind, self.plan = kind, plan
         self.path, self.view, self.stream = KINDS[kind]
         self.bodies: list[dict] = []
+        self.headers: list[dict[str, str]] = []  # of each request, names lower-cased
         self.rejected: list[str] = []
 
     def app(self) -> web.Application:
@@ -294,6 +295,7 @@ class ModelMock:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
+        self.headers.append({k.lower(): v for k, v in request.headers.items()})
         if request.method != "POST" or request.path != self.path:
             return self._error(404, f"no route {request.method} {request.path}")
         if self.kind == "openai_responses":

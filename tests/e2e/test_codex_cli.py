@@ -22,7 +22,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from tests.codex_cli import CodexUnavailable, codex_command, run_codex
+from tests.codex_cli import KEY, CodexUnavailable, codex_command, run_codex
 from tests.conftest import make_config
 from tests.model_mock import Call, Fail, ModelMock, Say, View, signature_of
 from tests.responses_grammar import check_stream, parse_sse
@@ -37,6 +37,7 @@ PLAIN = "Hello from the ferry mock: the crossing is calm."
 COMMAND = "echo ferry-$((40+2))"
 PATCH = ("*** Begin Patch\n*** Update File: notes.txt\n@@\n-the ferry leaves at nine\n"
          "+the ferry leaves at ten\n*** End Patch\n")
+CODEX_HEADERS = ("session-id", "thread-id", "originator", "x-client-request-id")
 # what a Responses request carries that no Chat Completions or Messages provider accepts
 CODEX_ONLY = ('"client_metadata"', '"include"', '"encrypted_content"', '"store"',
               '"custom_tool_call', '"function_call_output"', '"input_text"', '"summary"')
@@ -112,6 +113,11 @@ async def start(gateway, provider, aiohttp_server):
 def check_upstream(mock: ModelMock, turns: int) -> None:
     assert not mock.rejected, f"the provider rejected ferryllm's requests: {mock.rejected}"
     assert len(mock.bodies) == turns, f"{len(mock.bodies)} provider requests, wanted {turns}"
+    for headers in mock.headers:  # Codex's key and session headers stay on the client side
+        auth = headers.get("x-api-key") or headers.get("authorization", "")
+        assert auth.endswith("sk-provider-mock") and KEY not in auth, auth
+        leaked = sorted(h for h in headers if h.startswith("x-codex") or h in CODEX_HEADERS)
+        assert not leaked, f"Codex's headers reached the provider: {leaked}"
     for body in mock.bodies:
         raw = orjson.dumps(body).decode()
         leaked = [f for f in CODEX_ONLY if f in raw]

@@ -7,6 +7,7 @@ Covers a plain answer, a shell round trip (the result comes back paired by `call
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 
 import orjson
@@ -137,3 +138,29 @@ async def test_documented_config_sends_the_full_tool_set(codex, serve, tmp_path)
     assert tools["apply_patch"]["type"] == "custom"
     assert tools["apply_patch"]["format"]["type"] == "grammar"
     assert body["reasoning"]["effort"] == "medium"
+
+
+def documented_flags() -> list[str]:
+    """The `codex exec -c …` command of docs/codex.md, without `codex exec` and the prompt."""
+    text = (ROOT / "docs" / "codex.md").read_text()
+    block = text.split("with `-c` flags")[1].split("```sh")[1].split("```")[0]
+    argv = shlex.split(block.replace("\\\n", " "))
+    assert argv[:2] == ["codex", "exec"], argv
+    return argv[2:-1]
+
+
+async def test_documented_flags_need_no_config_file(codex, serve, tmp_path):
+    """The `-c` flags of docs/codex.md, with an empty config.toml, reach the provider with the
+    model name and the full tool set."""
+    mock = ResponsesMock(turn(text("Flagged.")))
+    url = await serve(mock)
+    flags = [f.replace("http://127.0.0.1:3000", url).replace(
+        "/home/me/.codex/ferry-models.json", str(EXAMPLES / "ferry-models.json"))
+        for f in documented_flags()]
+    run = await run_codex(codex, url, "Say hello.", tmp_path, config="", args=tuple(flags),
+                          env={"FERRYLLM_API_KEY": "client-key"})
+    assert run.code == 0, run.explain()
+    assert run.last_message.strip() == "Flagged."
+    (body,) = check_all_accepted(mock, 1)
+    assert body["model"] == "ferry-coder"
+    assert {t.get("name"): t["type"] for t in body["tools"]}["apply_patch"] == "custom"
