@@ -162,6 +162,11 @@ async def test_old_gateway_closes_its_sessions_when_its_last_stream_ends(aiohttp
             assert await json_text(s, base) == "new"
             resume.set()
             await stream.content.read()
+        async with s.get(base + "/metrics") as r:  # one registry across the reload
+            metrics = await r.text()
+        for provider_ in ("old", "new"):
+            assert (f'ferryllm_requests_total{{entry="anthropic",provider="{provider_}",'
+                    'status_class="2xx"} 1.0') in metrics
         for _ in range(100):  # the close is a task started when the stream ended
             if not first_gw.transport._sessions:
                 break
