@@ -10,6 +10,7 @@ not change between two ferryllm commits, so a before/after ratio is the gateway'
     python -m benchmarks.instructions --requests 200            # streams
     python -m benchmarks.instructions --requests 200 --json-path  # non-streaming
     python -m benchmarks.instructions --floor   # the same through benchmarks/floor.py: the floor
+    python -m benchmarks.instructions --key-pool 3  # the provider with a pool of 3 keys
     python -m benchmarks.instructions --entry gemini      # Gemini client → OpenAI-compatible mock
     python -m benchmarks.instructions --provider gemini   # Anthropic client → Gemini mock
     python -m benchmarks.instructions --shared-state redis://127.0.0.1:6379/0  # limits on Redis
@@ -55,7 +56,8 @@ def _request(entry: str, stream: bool) -> bytes:
 
 
 async def _drive(requests: int, stream: bool, floor: bool = False, entry: str = "anthropic",
-                 provider: str = "openai", shared_state: str | None = None) -> None:
+                 provider: str = "openai", shared_state: str | None = None,
+                 key_pool: int = 0) -> None:
     import logging
 
     import orjson
@@ -63,7 +65,8 @@ async def _drive(requests: int, stream: bool, floor: bool = False, entry: str = 
 
     from benchmarks.mock_raw import start as start_mock
     from benchmarks.mock_upstream import Mock, MockConfig
-    from ferryllm.config import Config, ProviderConfig, RouteConfig, ServerConfig, SharedStateConfig
+    from ferryllm.config import (Config, KeyConfig, ProviderConfig, RouteConfig, ServerConfig,
+                                 SharedStateConfig)
     from ferryllm.server import build_app, make_runner
 
     logging.getLogger("ferryllm").setLevel(logging.WARNING)
@@ -75,8 +78,10 @@ async def _drive(requests: int, stream: bool, floor: bool = False, entry: str = 
         runner = floor_proxy.make_runner(floor_proxy.build_app(f"http://127.0.0.1:{mock_port}"))
     else:
         cfg = Config(server=ServerConfig(listen=f"127.0.0.1:{gw_port}"),
-                     providers=(ProviderConfig(name="p", type=provider, api_key="k",
-                                               base_url=f"http://127.0.0.1:{mock_port}"),),
+                     providers=(ProviderConfig(
+                         name="p", type=provider, api_key=None if key_pool else "k",
+                         keys=tuple(KeyConfig(str(i), f"k{i}") for i in range(key_pool)),
+                         base_url=f"http://127.0.0.1:{mock_port}"),),
                      routes=(RouteConfig(match="*", provider="p"),),
                      # a generous timeout: everything runs ~50x slower under callgrind
                      shared_state=SharedStateConfig(url=shared_state, key_prefix="instr",
@@ -101,7 +106,7 @@ async def _drive(requests: int, stream: bool, floor: bool = False, entry: str = 
 
 
 def _count(requests: int, stream: bool, floor: bool, entry: str = "anthropic",
-           provider: str = "openai", shared_state: str | None = None) -> int:
+           provider: str = "openai", shared_state: str | None = None, key_pool: int = 0) -> int:
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
            "-m", "benchmarks.instructions", "--run", str(requests), "--entry", entry,
            "--provider", provider]
@@ -111,6 +116,8 @@ def _count(requests: int, stream: bool, floor: bool, entry: str = "anthropic",
         cmd.append("--floor")
     if shared_state:
         cmd += ["--shared-state", shared_state]
+    if key_pool:
+        cmd += ["--key-pool", str(key_pool)]
     # a fixed hash seed: str hashes (dict layouts, set orders) otherwise move the count ~1 %
     env = dict(os.environ, PYTHONHASHSEED="0")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env,
@@ -133,21 +140,24 @@ def main(argv: list[str] | None = None) -> int:
                     help="the mock provider's protocol (default openai)")
     ap.add_argument("--shared-state", metavar="REDIS_URL",
                     help="the same, with [shared_state] on this Redis (its CPU is not counted)")
+    ap.add_argument("--key-pool", type=int, default=0, metavar="N",
+                    help="the provider with a pool of N keys instead of one key")
     ap.add_argument("--run", type=int, help=argparse.SUPPRESS)  # the measured child
     args = ap.parse_args(argv)
     stream = not args.json_path
     if args.run is not None:
         import uvloop
         uvloop.run(_drive(args.run, stream, args.floor, args.entry, args.provider,
-                          args.shared_state))
+                          args.shared_state, args.key_pool))
         return 0
     if shutil.which("valgrind") is None:
         print("error: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 1
-    shape = (stream, args.floor, args.entry, args.provider, args.shared_state)
+    shape = (stream, args.floor, args.entry, args.provider, args.shared_state, args.key_pool)
     base, loaded = _count(0, *shape), _count(args.requests, *shape)
     per = (loaded - base) // args.requests
     print(f"{'floor ' if args.floor else ''}{'shared-state ' if args.shared_state else ''}"
+          f"{f'key-pool {args.key_pool} ' if args.key_pool else ''}"
           f"{args.entry} → {args.provider} "
           f"{'stream' if stream else 'json'}: {per} instructions per request "
           f"({args.requests} requests)")
