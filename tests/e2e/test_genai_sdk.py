@@ -248,3 +248,20 @@ async def test_function_calling_round_trip_with_a_gemini_3_provider(gateway, pro
     assert mock.rejected == []
     replayed = mock.received[1].json["contents"][1]["parts"]
     assert replayed[0].get("thoughtSignature") or replayed[0].get("thought_signature")
+
+
+async def test_keepalive_during_a_silent_provider_does_not_break_the_sdk(gateway, provider):
+    frames = sse_frames((FIXTURES / "openai" / "openai_text.sse").read_text(encoding="utf-8"))
+    mock = MockProvider(Reply(chunks=frames, delay=0.5))
+    url = await provider(mock)
+    base = await gateway(make_config({"up": ("openai", url)}, keepalive_interval_secs=0.1))
+    import aiohttp
+    async with aiohttp.ClientSession() as s:
+        async with s.post(base + "/v1beta/models/gemini-x:streamGenerateContent?alt=sse",
+                          json={"contents": [{"parts": [{"text": "hi"}]}]}) as r:
+            raw = await r.read()
+    assert raw.startswith(b"\r\n") and b"data: " in raw  # pings: empty lines, no comments
+    mock.then(Reply(chunks=frames, delay=0.5))
+    chunks = [c async for c in await client(base).aio.models.generate_content_stream(
+        model="gemini-x", contents="hi")]
+    assert "".join(c.text or "" for c in chunks) == summarise("openai", "openai_text").text
