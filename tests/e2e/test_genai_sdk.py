@@ -265,3 +265,47 @@ async def test_keepalive_during_a_silent_provider_does_not_break_the_sdk(gateway
     chunks = [c async for c in await client(base).aio.models.generate_content_stream(
         model="gemini-x", contents="hi")]
     assert "".join(c.text or "" for c in chunks) == summarise("openai", "openai_text").text
+
+
+# ---------------------------------------------------------------- Anthropic's signed thinking
+
+
+def without_thoughts(content: types.Content) -> types.Content:
+    """What the Gemini CLI keeps of a model turn: every part but the thought parts."""
+    return types.Content(role="model", parts=[p for p in content.parts if not p.thought])
+
+
+async def test_anthropic_thinking_comes_back_signed_through_a_gemini_client(gateway, provider):
+    """A Gemini client drops thought parts but keeps the signature on the next part: the
+    envelope brings Anthropic its signed thinking back in the tool loop, before its tool_use."""
+    signature = "EqQBCgIYAhIM1gbcDa9GJwZA2b3h+/Gg=="
+    mock = MockProvider().then(Reply(body={
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+        "content": [{"type": "thinking", "thinking": "Paris first.", "signature": signature},
+                    {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                     "input": {"location": "Paris"}}],
+        "stop_reason": "tool_use", "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 5}}), Reply(body={
+        "id": "msg_2", "type": "message", "role": "assistant", "model": "claude-x",
+        "content": [{"type": "text", "text": "Sunny."}], "stop_reason": "end_turn",
+        "stop_sequence": None, "usage": {"input_tokens": 20, "output_tokens": 2}}))
+    base = await gateway_to(gateway, provider, "anthropic", mock)
+    c = client(base)
+    history = [types.Content(role="user", parts=[types.Part(text="Weather in Paris?")])]
+    first = await c.aio.models.generate_content(model="gemini-2.5-pro", contents=history,
+                                                config=TOOLS_CONFIG)
+    parts = first.candidates[0].content.parts
+    assert parts[0].thought and parts[0].text == "Paris first."
+    assert parts[1].function_call.id == "toolu_1" and parts[1].thought_signature
+    history.append(without_thoughts(first.candidates[0].content))
+    history.append(types.Content(role="user", parts=[types.Part(function_response=types.FunctionResponse(
+        id="toolu_1", name="get_weather", response={"output": "sunny"}))]))
+    second = await c.aio.models.generate_content(model="gemini-2.5-pro", contents=history,
+                                                 config=TOOLS_CONFIG)
+    assert second.text == "Sunny."
+    replay = mock.received[1].json["messages"]
+    assert replay[1] == {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "Paris first.", "signature": signature},
+        {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+         "input": {"location": "Paris"}}]}
+    assert replay[2]["content"][0]["tool_use_id"] == "toolu_1"
