@@ -146,3 +146,25 @@ async def test_openai_sdk_usage_and_finish_from_the_gemini_mock(gateway, provide
     assert out.usage.prompt_tokens == 40
     assert out.usage.prompt_tokens_details.cached_tokens == 10
     assert out.usage.completion_tokens == 10  # candidates + thoughts
+
+
+async def test_responses_client_codex_path_replays_the_signature(gateway, provider, sdk):
+    """Codex's path (the Responses API, `include: reasoning.encrypted_content`, stateless): the
+    call's signature rides in a reasoning item's encrypted content and comes back on the call."""
+    mock = GeminiMock().then(calls(("get_weather", {"location": "Paris"})), text("Sunny."))
+    client = sdk.openai(await base_for(gateway, provider, mock))
+    tools = [{"type": "function", "name": TOOL["name"], "description": TOOL["description"],
+              "parameters": TOOL["input_schema"], "strict": False}]
+    items: list = [{"role": "user", "content": "Weather in Paris?"}]
+    kw = dict(model=MODEL, tools=tools, store=False, include=["reasoning.encrypted_content"],
+              reasoning={"effort": "low"})
+    first = await client.responses.create(input=items, **kw)
+    call = next(i for i in first.output if i.type == "function_call")
+    assert (call.name, json.loads(call.arguments)) == ("get_weather", {"location": "Paris"})
+    items += [i.model_dump(exclude_none=True) for i in first.output]
+    items.append({"type": "function_call_output", "call_id": call.call_id, "output": "sunny"})
+    second = await client.responses.create(input=items, **kw)
+    assert second.output_text == "Sunny."
+    assert mock.rejected == []
+    part = replayed_call(mock, 1)
+    assert part["thoughtSignature"] in {s for s in mock.issued}  # the real one, not the skip
