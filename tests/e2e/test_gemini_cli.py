@@ -14,11 +14,12 @@ from dataclasses import replace
 
 import pytest
 
-from ferryllm.config import AuthConfig
+from ferryllm.config import AuthConfig, load_config
 from tests.conftest import make_config
 from tests.gemini_cli import UNTRUSTED_WARNING, GeminiCLIUnavailable, gemini_command, run_gemini
 from tests.mock_gemini import GeminiMock
 from tests.model_mocks import AnthropicModel, Fail, ModelMock, OpenAIModel
+from tests.npm_cli import ROOT
 from tests.record_gemini_cli import (COMMAND, PLAIN_ANSWER, SCENARIOS, SECOND, cli_plan,
                                      shell_plan)
 
@@ -206,3 +207,22 @@ async def test_client_keys_from_the_cli(gemini, gateway, provider, tmp_path):
     assert bad.code != 0 and bad.json["error"]["code"] == 401, bad.explain()
     assert "not-a-client-key" not in bad.stderr  # the key is not echoed back
     assert len(mock.requests) == served
+
+
+async def test_readme_recipe(gemini, gateway, provider, tmp_path, monkeypatch):
+    """README's quick start: examples/config/openai-compatible-claude-code.toml (its provider
+    pointed at the mock) serves the Gemini CLI with its default model, router call included."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-example")
+    config = load_config(str(ROOT / "examples" / "config" / "openai-compatible-claude-code.toml"))
+    mock = OpenAIModel(cli_plan, "gpt-5")
+    url = await provider(mock)
+    base = await gateway(replace(config, providers=tuple(
+        replace(p, base_url=url) for p in config.providers)))
+    prompt, _, yolo = SCENARIOS["shell"]
+    result = await run_gemini(gemini, base, prompt, tmp_path, model="", yolo=yolo,
+                              output="json")
+    assert result.code == 0, result.explain()
+    assert "FERRY-BOAT" in result.json["response"], result.explain()
+    assert not mock.errors and not result.refused
+    assert {b["model"] for b in mock.requests} == {"gpt-5"}
+    assert "response_format" in mock.requests[0]  # the router's call, answered with JSON
