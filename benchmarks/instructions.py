@@ -13,6 +13,8 @@ not change between two ferryllm commits, so a before/after ratio is the gateway'
     python -m benchmarks.instructions --key-pool 3  # the provider with a pool of 3 keys
     python -m benchmarks.instructions --entry gemini      # Gemini client → OpenAI-compatible mock
     python -m benchmarks.instructions --provider gemini   # Anthropic client → Gemini mock
+    python -m benchmarks.instructions --entry responses   # Responses client → OpenAI-compatible
+    python -m benchmarks.instructions --provider responses  # Anthropic client → Responses mock
     python -m benchmarks.instructions --shared-state redis://127.0.0.1:6379/0  # limits on Redis
 Needs valgrind (Debian: apt-get install valgrind). User-space instructions only: syscalls saved
 show in CPU time, not here.
@@ -38,6 +40,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+PROVIDER_TYPES = {"responses": "openai_responses"}  # mock protocol → provider type
+
+
 def _request(entry: str, stream: bool) -> bytes:
     """The client's request: Anthropic Messages, or Gemini generateContent (model in the URL)."""
     import orjson
@@ -47,6 +52,10 @@ def _request(entry: str, stream: bool) -> bytes:
                             "generationConfig": {"maxOutputTokens": 64}})
         path = (b"/v1beta/models/gemini-bench:streamGenerateContent?alt=sse" if stream
                 else b"/v1beta/models/gemini-bench:generateContent")
+    elif entry == "responses":
+        body = orjson.dumps({"model": "gpt-x", "max_output_tokens": 64, "stream": stream,
+                             "input": "hello there", "store": False})
+        path = b"/v1/responses"
     else:
         body = orjson.dumps({"model": "claude-x", "max_tokens": 64, "stream": stream,
                              "messages": [{"role": "user", "content": "hello there"}]})
@@ -79,7 +88,8 @@ async def _drive(requests: int, stream: bool, floor: bool = False, entry: str = 
     else:
         cfg = Config(server=ServerConfig(listen=f"127.0.0.1:{gw_port}"),
                      providers=(ProviderConfig(
-                         name="p", type=provider, api_key=None if key_pool else "k",
+                         name="p", type=PROVIDER_TYPES.get(provider, provider),
+                         api_key=None if key_pool else "k",
                          keys=tuple(KeyConfig(str(i), f"k{i}") for i in range(key_pool)),
                          base_url=f"http://127.0.0.1:{mock_port}"),),
                      routes=(RouteConfig(match="*", provider="p"),),
@@ -134,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json-path", action="store_true", help="non-streaming requests")
     ap.add_argument("--floor", action="store_true",
                     help="the bare pass-through proxy (benchmarks/floor.py) instead of ferryllm")
-    ap.add_argument("--entry", choices=("anthropic", "gemini"), default="anthropic",
+    ap.add_argument("--entry", choices=("anthropic", "gemini", "responses"), default="anthropic",
                     help="the client's protocol (default anthropic)")
-    ap.add_argument("--provider", choices=("openai", "gemini"), default="openai",
+    ap.add_argument("--provider", choices=("openai", "gemini", "responses"), default="openai",
                     help="the mock provider's protocol (default openai)")
     ap.add_argument("--shared-state", metavar="REDIS_URL",
                     help="the same, with [shared_state] on this Redis (its CPU is not counted)")

@@ -17,6 +17,9 @@ Presets (as in the Rust reference, every preset targets ferryllm at http://127.0
   mock-gemini         Gemini generateContent (`:streamGenerateContent?alt=sse`), a one-line prompt,
                       model gemini-bench (→ the OpenAI-compatible mock); compare: the Gemini mock on
                       :8083. `--preset mock-anthropic --model via-gemini` loads the Gemini adapter.
+  mock-responses      OpenAI Responses API (what Codex speaks), a one-line prompt, model gpt-5-bench
+                      (→ the OpenAI-compatible mock); compare: the Responses mock on :8084.
+                      `--preset mock-anthropic --model via-responses` loads the Responses adapter.
 
 Closed loop (`--concurrency N`: N requests always in flight) or open loop (`--rate R`: requests
 start on a fixed schedule whatever the completions, and latency counts from the scheduled start,
@@ -48,7 +51,8 @@ from ferryllm.errors import UpstreamProtocolError
 from ferryllm.loop import event_loop_factory
 from ferryllm.sse import SSEParser
 
-PATHS = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}
+PATHS = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions",
+         "responses": "/v1/responses"}
 
 
 @dataclass(frozen=True)
@@ -61,13 +65,14 @@ class Preset:
 
 
 GATEWAY, OPENAI_MOCK, ANTHROPIC_MOCK = "http://127.0.0.1:3000", "http://127.0.0.1:8081", "http://127.0.0.1:8082"
-GEMINI_MOCK = "http://127.0.0.1:8083"
+GEMINI_MOCK, RESPONSES_MOCK = "http://127.0.0.1:8083", "http://127.0.0.1:8084"
 PRESETS = {
     "mock-anthropic": Preset("anthropic", GATEWAY, "claude-bench", ANTHROPIC_MOCK),
     "mock-openai": Preset("openai", GATEWAY, "gpt-bench", OPENAI_MOCK),
     "anthropic-messages": Preset("anthropic", GATEWAY, "claude-sonnet-4-5", ANTHROPIC_MOCK, realistic=True),
     "openai-chat": Preset("openai", GATEWAY, "gpt-4o-mini", OPENAI_MOCK, realistic=True),
     "mock-gemini": Preset("gemini", GATEWAY, "gemini-bench", GEMINI_MOCK),
+    "mock-responses": Preset("responses", GATEWAY, "gpt-5-bench", RESPONSES_MOCK),
 }
 
 
@@ -78,12 +83,14 @@ class StreamCheck:
     `validate=True` parses every event's JSON too. `feed()` is True when the first content
     event arrived."""
 
-    __slots__ = ("parser", "anthropic", "gemini", "validate", "content", "done", "error")
+    __slots__ = ("parser", "anthropic", "gemini", "responses", "validate", "content", "done",
+                 "error")
 
     def __init__(self, protocol: str, validate: bool = False) -> None:
         self.parser = SSEParser()
         self.anthropic = protocol == "anthropic"
         self.gemini = protocol == "gemini"
+        self.responses = protocol == "responses"
         self.validate = validate
         self.content = self.done = False
         self.error: str | None = None
@@ -104,6 +111,18 @@ class StreamCheck:
             return
         if self.done:
             self.error = "data_after_end"
+        elif self.responses:  # events are named: parse only errors (and all with validate)
+            if self.validate and self._json(data) is None:
+                return
+            if name in (b"response.output_text.delta", b"response.function_call_arguments.delta"):
+                self.content = True
+            elif name in (b"response.completed", b"response.incomplete"):
+                self.done = True
+            elif name in (b"response.failed", b"error"):
+                obj = self._json(data)
+                if obj is not None:
+                    err = (obj.get("response") or {}).get("error") or obj
+                    self.error = "stream_error:" + str(err.get("code"))
         elif self.anthropic:
             if name == b"message":  # no `event:` line: the type is in the data
                 obj = self._json(data)
@@ -192,6 +211,9 @@ def request_body(protocol: str, model: str, stream: bool, max_tokens: int, reali
     if protocol == "gemini":
         return {"contents": [{"role": "user", "parts": [{"text": "Say hello in twenty short chunks."}]}],
                 "generationConfig": {"maxOutputTokens": max_tokens}}
+    if protocol == "responses":
+        return {"model": model, "input": "Say hello in twenty short chunks.",
+                "max_output_tokens": max_tokens, "stream": stream, "store": False}
     if not realistic:
         messages = [{"role": "user", "content": "Say hello in twenty short chunks."}]
         body = {"model": model, "max_tokens": max_tokens, "messages": messages, "stream": stream}
@@ -287,7 +309,8 @@ def _check_json(body: bytes, protocol: str) -> str | None:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
         return "bad_json"
-    key = {"anthropic": "content", "gemini": "candidates"}.get(protocol, "choices")
+    key = {"anthropic": "content", "gemini": "candidates", "responses": "output"}.get(
+        protocol, "choices")
     return None if isinstance(obj, dict) and obj.get(key) else "bad_body"
 
 

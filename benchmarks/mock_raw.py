@@ -160,6 +160,8 @@ async def start(host: str, port: int, mock: Mock) -> asyncio.AbstractServer:
         routes[b"/v1/messages"] = (mock, "anthropic")
     if mock.config.protocol == "gemini":
         routes[GEMINI] = (mock, "gemini")
+    if mock.config.protocol == "responses":
+        routes[b"/v1/responses"] = (mock, "responses")
     loop = asyncio.get_running_loop()
     return await loop.create_server(lambda: RawHTTP(routes, mock), host, port, backlog=4096,
                                     reuse_address=True)

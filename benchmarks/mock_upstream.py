@@ -1,13 +1,15 @@
 """A fast mock upstream for benchmarks: OpenAI-compatible `POST /v1/chat/completions`,
-Anthropic `POST /v1/messages` and Gemini `POST /v1beta/models/{model}:generateContent` /
-`:streamGenerateContent?alt=sse`, streaming and not, with a configurable chunk count, chunk size,
+Anthropic `POST /v1/messages`, Gemini `POST /v1beta/models/{model}:generateContent` /
+`:streamGenerateContent?alt=sse` and the OpenAI Responses API `POST /v1/responses`, streaming
+and not, with a configurable chunk count, chunk size,
 time to first byte and gap between chunks, and tool-call streams.
 
 It must never be the bottleneck, so every response is encoded once and cached: the bytes for a
 given (protocol, model, chunks, size, tool calls) are the same for every request (fixed ids), and
 without a gap a whole stream goes out in one `write()`.
 
-    python -m benchmarks.mock_upstream --openai-port 8081 --anthropic-port 8082 --gemini-port 8083
+    python -m benchmarks.mock_upstream --openai-port 8081 --anthropic-port 8082 --gemini-port 8083 \
+        --responses-port 8084
     python -m benchmarks.mock_upstream --port 8081 --protocol openai --chunks 20 --chunk-bytes 20
     python -m benchmarks.mock_upstream --engine aiohttp ...   # the aiohttp app instead of the raw engine
 
@@ -53,7 +55,7 @@ class MockConfig:
     gap_ms: float = 0.0  # delay between chunks
     tool_calls: int = 0  # tool calls streamed after the text
     tool_calls_if_offered: int = 1  # tool calls when the request offers tools and tool_calls is 0
-    protocol: str = "both"  # which routes to mount: openai, anthropic, both or gemini
+    protocol: str = "both"  # which routes to mount: openai, anthropic, both, gemini or responses
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,63 @@ def _gemini(shape: Shape) -> Encoded:
     return _assemble(frames, b"" if shape.truncate else tail, body)
 
 
+def _responses(shape: Shape) -> Encoded:
+    """The OpenAI Responses API's stream: created, in_progress, a message item (its part, text
+    deltas, done events), function_call items, completed with the whole response and usage."""
+    seq = iter(range(1_000_000))
+
+    def frame(kind: str, data: dict) -> bytes:
+        return (b"event: " + kind.encode() + b"\ndata: "
+                + orjson.dumps({"type": kind, "sequence_number": next(seq), **data}) + b"\n\n")
+
+    completion = shape.chunks + 8 * shape.tool_calls
+    texts = [_text(i, shape.chunk_bytes) for i in range(shape.chunks)]
+    head = {"id": "resp_bench", "object": "response", "created_at": FIXED_CREATED,
+            "model": shape.model, "error": None, "incomplete_details": None, "store": False}
+    frames = [frame("response.created", {"response": {**head, "status": "in_progress",
+                                                      "output": [], "usage": None}})
+              + frame("response.in_progress", {"response": {**head, "status": "in_progress",
+                                                            "output": [], "usage": None}})]
+    output: list[dict] = []
+    if texts:
+        ref = {"item_id": "msg_bench", "output_index": 0}
+        whole = "".join(texts)
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        frames[0] += (frame("response.output_item.added", {"output_index": 0, "item": {
+            "id": "msg_bench", "type": "message", "status": "in_progress", "role": "assistant",
+            "content": []}}) + frame("response.content_part.added", {**ref, "content_index": 0,
+                                                                      "part": part}))
+        frames += [frame("response.output_text.delta", {**ref, "content_index": 0, "delta": t,
+                                                        "logprobs": []}) for t in texts]
+        item = {"id": "msg_bench", "type": "message", "status": "completed", "role": "assistant",
+                "content": [{**part, "text": whole}]}
+        frames[-1] += (frame("response.output_text.done", {**ref, "content_index": 0,
+                                                           "text": whole, "logprobs": []})
+                       + frame("response.content_part.done", {**ref, "content_index": 0,
+                                                              "part": {**part, "text": whole}})
+                       + frame("response.output_item.done", {"output_index": 0, "item": item}))
+        output.append(item)
+    for k in range(shape.tool_calls):
+        index, args = len(output), _args(k, shape.chunk_bytes)
+        ref = {"item_id": f"fc_bench{k}", "output_index": index}
+        item = {"id": f"fc_bench{k}", "type": "function_call", "status": "in_progress",
+                "arguments": "", "call_id": f"call_bench{k}", "name": shape.tool_name}
+        frames.append(frame("response.output_item.added", {"output_index": index, "item": item}))
+        frames += [frame("response.function_call_arguments.delta", {**ref, "delta": p})
+                   for p in _pieces(args, shape.chunk_bytes)]
+        item = {**item, "status": "completed", "arguments": args}
+        frames[-1] += (frame("response.function_call_arguments.done", {
+                           **ref, "name": shape.tool_name, "arguments": args})
+                       + frame("response.output_item.done", {"output_index": index, "item": item}))
+        output.append(item)
+    usage = {"input_tokens": INPUT_TOKENS, "input_tokens_details": {"cached_tokens": 0},
+             "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0},
+             "total_tokens": INPUT_TOKENS + completion}
+    final = {**head, "status": "completed", "output": output, "usage": usage}
+    tail = frame("response.completed", {"response": final})
+    return _assemble(frames, b"" if shape.truncate else tail, orjson.dumps(final))
+
+
 def _assemble(frames: list[bytes], tail: bytes, body: bytes) -> Encoded:
     # the first write carries the opening frames and the first content chunk
     parts = [frames[0] + frames[1]] + frames[2:] if len(frames) > 1 else list(frames)
@@ -218,7 +277,8 @@ def _assemble(frames: list[bytes], tail: bytes, body: bytes) -> Encoded:
                    RAW_SSE_HEAD + b"%x\r\n%s\r\n0\r\n\r\n" % (len(whole), whole), raw_json)
 
 
-ENCODERS = {"openai": _openai, "anthropic": _anthropic, "gemini": _gemini}
+ENCODERS = {"openai": _openai, "anthropic": _anthropic, "gemini": _gemini,
+            "responses": _responses}
 
 
 @dataclass(slots=True)
@@ -288,6 +348,9 @@ class Mock:
 
     async def anthropic(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, "anthropic")
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, "responses")
 
     async def gemini(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, "gemini", request.match_info["model"],
@@ -384,6 +447,8 @@ def build_app(config: MockConfig | None = None) -> web.Application:
         app.router.add_post("/v1/messages", mock.anthropic)
     if mock.config.protocol == "gemini":
         app.router.add_post("/v1beta/models/{model:[^:]+}:{action}", mock.gemini)
+    if mock.config.protocol == "responses":
+        app.router.add_post("/v1/responses", mock.responses)
     app.router.add_get("/v1/models", mock.models)
     app.router.add_get("/health", mock.health)
     return app
@@ -393,10 +458,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.mock_upstream", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, help="one port serving --protocol")
-    p.add_argument("--protocol", choices=("openai", "anthropic", "both", "gemini"), default="both")
+    p.add_argument("--protocol", choices=("openai", "anthropic", "both", "gemini", "responses"),
+                   default="both")
     p.add_argument("--openai-port", type=int, help="a port serving the OpenAI-compatible mock")
     p.add_argument("--anthropic-port", type=int, help="a port serving the Anthropic mock")
     p.add_argument("--gemini-port", type=int, help="a port serving the Gemini mock")
+    p.add_argument("--responses-port", type=int, help="a port serving the Responses API mock")
     p.add_argument("--engine", choices=("raw", "aiohttp"), default="raw",
                    help="raw: a minimal HTTP/1.1 server on asyncio.Protocol, the cheapest (default); "
                         "aiohttp: the aiohttp app of build_app()")
@@ -410,7 +477,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="tool calls when the request has tools and --tool-calls is 0")
     args = p.parse_args(argv)
     if args.port is None and args.openai_port is None and args.anthropic_port is None \
-            and args.gemini_port is None:
+            and args.gemini_port is None and args.responses_port is None:
         args.openai_port, args.anthropic_port = 8081, 8082
     return args
 
@@ -427,6 +494,8 @@ async def serve(args: argparse.Namespace) -> None:
         listeners.append((args.anthropic_port, "anthropic"))
     if args.gemini_port is not None:
         listeners.append((args.gemini_port, "gemini"))
+    if args.responses_port is not None:
+        listeners.append((args.responses_port, "responses"))
     runners, servers = [], []
     for port, protocol in listeners:
         config = dataclasses.replace(base, protocol=protocol)

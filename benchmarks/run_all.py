@@ -17,6 +17,11 @@ Anthropic client, against the Anthropic mock directly in the same run):
      OpenAI-compatible mock; with 1 in the same run, its CPU per request over scenario 1's
   g2 Gemini adapter: scenario 1's load from an Anthropic client to the Gemini mock (model
      via-gemini); with 1 in the same run, the same ratio
+  r1 Responses entry (what Codex speaks): scenario 1's load from a Responses client to the
+     OpenAI-compatible mock, legs interleaved with scenario 1's own in the same run: its CPU per
+     request over the Anthropic entry's (target ≤ 1.25×)
+  r2 Responses adapter: scenario 1's load from an Anthropic client to the Responses mock (model
+     via-responses), interleaved the same way: its CPU over the OpenAI-compatible adapter's
   floor  the loads of 1, 2 and 6 through benchmarks/floor.py (a bare aiohttp pass-through proxy)
          in ferryllm's place: what the fixed shape costs before any of ferryllm's own work
 """
@@ -100,15 +105,15 @@ class Bench:
               floor: bool = False) -> None:
         self.stop()
         a = self.args
-        busy = [p for p in (3000, 8081, 8082, 8083) if not _port_free(p)]
+        busy = [p for p in (3000, 8081, 8082, 8083, 8084) if not _port_free(p)]
         if busy:
             raise RuntimeError(f"port(s) {busy} already in use: stop what listens there first")
         self.mock = self.procs.start(["taskset", "-c", a.load_core, PY, "-m", "benchmarks.mock_upstream",
                                       "--openai-port", "8081", "--anthropic-port", "8082",
-                                      "--gemini-port", "8083", "--ttfb-ms", str(ttfb_ms)], self.log)
-        _wait_http("http://127.0.0.1:8081/health", self.mock)
-        _wait_http("http://127.0.0.1:8082/health", self.mock)
-        _wait_http("http://127.0.0.1:8083/health", self.mock)
+                                      "--gemini-port", "8083", "--responses-port", "8084",
+                                      "--ttfb-ms", str(ttfb_ms)], self.log)
+        for port in (8081, 8082, 8083, 8084):
+            _wait_http(f"http://127.0.0.1:{port}/health", self.mock)
         gw = ["taskset", "-c", a.gateway_core] if pin else []
         if floor:  # the bare pass-through proxy in ferryllm's place (benchmarks/floor.py)
             gw += [PY, "-m", "benchmarks.floor", "--port", "3000",
@@ -160,7 +165,7 @@ def run(args: argparse.Namespace) -> list[tuple]:
     common = ["--preset", "mock-anthropic", "--compare"]
     q = 0.2 if args.quick else 1.0
     try:
-        if scen & {"1", "2", "6", "g1", "g2"}:
+        if scen & {"1", "2", "6", "g1", "g2", "r1", "r2"}:
             b.start()
         s1 = None
         if "1" in scen:
@@ -187,6 +192,24 @@ def run(args: argparse.Namespace) -> list[tuple]:
                          "≤ 1.25× scenario 1", cpu, "µs",
                          f"{ratio}; {med([gw(d)['requests_per_s'] for d in docs]):.0f} req/s through; "
                          f"failed {sum(gw(d)['failed'] for d in docs)}"))
+        for key, label, target, flags in (
+                ("r1", "Responses entry / Anthropic entry", "≤ 1.25×",
+                 ["--preset", "mock-responses", "--compare"]),
+                ("r2", "Responses adapter / OpenAI-compatible adapter", "(reference)",
+                 ["--preset", "mock-anthropic", "--model", "via-responses", "--compare"])):
+            if key not in scen:
+                continue
+            pairs = [[b.load(f"{key}-{leg}-c64-{i}", *legs, "--stream", "--concurrency", "64",
+                             "--requests", str(int(10000 * q)), "--warmup", "500")
+                      for leg, legs in (("base", common), ("new", flags))]
+                     for i in range(n)]  # interleaved: both legs see the same machine
+            base = med([gw(a)["gateway_cpu_us_per_request"] for a, _ in pairs])
+            cpu = med([gw(r)["gateway_cpu_us_per_request"] for _, r in pairs])
+            rows.append((key, f"{label}: gateway CPU per streamed request, c=64", target,
+                         cpu / base if cpu and base else None, "×",
+                         f"{cpu:.0f} vs {base:.0f} µs/req; "
+                         f"{med([gw(r)['requests_per_s'] for _, r in pairs]):.0f} req/s through; "
+                         f"failed {sum(gw(r)['failed'] for _, r in pairs)}"))
         if "2" in scen:
             for rate, count, target in (("10", int(300 * q), "p50 ≤ 0.5 ms, p99 ≤ 2 ms"),
                                         ("1000", int(10000 * q), "p99 ≤ 5 ms")):

@@ -122,6 +122,40 @@ async def test_every_preset_through_ferryllm(mock_url, gateway, preset):
     assert assert_all_ok(doc, 20)["ttfc_ms"]["count"] == 20
 
 
+@pytest.mark.parametrize("engine", ["raw", "aiohttp"])
+@pytest.mark.parametrize("stream", [True, False])
+async def test_responses_scenarios(mock_url, gateway, engine, stream):
+    """The Responses mock directly and the Responses entry through ferryllm (scenario r1), and an
+    Anthropic client through the Responses adapter (scenario r2); the mock's stream follows
+    OpenAI's grammar."""
+    import aiohttp
+
+    from tests.responses_grammar import check_stream, parse_sse
+
+    openai_mock = await mock_url(engine, protocol="openai")
+    responses_mock = await mock_url(engine, protocol="responses", tool_calls=1)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(responses_mock + "/v1/responses",
+                                json={"model": "m", "input": "hi", "stream": True}) as resp:
+            final = check_stream(parse_sse(await resp.read()))
+    assert [i["type"] for i in final["output"]] == ["message", "function_call"]
+    base = await gateway(make_config(
+        {"mock-openai": ("openai", openai_mock), "mock-responses": ("openai_responses",
+                                                                     responses_mock)},
+        [{"match": "via-responses", "match_type": "exact", "provider": "mock-responses"},
+         {"match": "*", "provider": "mock-openai"}]))
+    flags = ["--requests", "20", "--concurrency", "4", "--validate"] + (
+        ["--stream"] if stream else [])
+    code, doc = await load_test("--preset", "mock-responses", "--url", base, "--compare",
+                                responses_mock, *flags)
+    assert code == 0, doc["runs"][-1]["errors"]
+    assert_all_ok(doc, 20)
+    code, doc = await load_test("--preset", "mock-anthropic", "--model", "via-responses",
+                                "--url", base, *flags)
+    assert code == 0, doc["runs"][-1]["errors"]
+    assert_all_ok(doc, 20)
+
+
 @pytest.mark.parametrize("stream", [True, False])
 async def test_floor_proxy_passes_the_mock_bytes_through(mock_url, aiohttp_server, stream):
     """benchmarks/floor.py: the client gets exactly the bytes the mock sends, as a stream with

@@ -51,9 +51,14 @@ class Context:
     echo: bytes = b""  # `"key":value,…` of the echoed settings, serialized once
 
 
+_ECHO = dict(ECHO_DEFAULTS)
+
+
 def _echo(body: dict) -> bytes:
-    settings = {key: body[key] if body.get(key) is not None else default
-                for key, default in ECHO_DEFAULTS}
+    settings = _ECHO.copy()  # in OpenAI's order; the body's own values over the defaults
+    for key, value in body.items():
+        if value is not None and key in settings:
+            settings[key] = value
     return orjson.dumps(settings)[1:-1]
 
 

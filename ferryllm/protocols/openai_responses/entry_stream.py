@@ -29,7 +29,7 @@ from ...sse import COMMENT_KEEPALIVE
 from .fields import error_code, secret_for
 from .freeform import InputStream
 from .output import (call_item, custom_input, finish_status, item_id,
-                     message_item, reasoning_item, response_bytes, response_id)
+                     reasoning_item, ResponseObject, response_id)
 from .tools import ClientTool
 
 _DATA = b'\ndata: {"type":"'
@@ -37,7 +37,6 @@ _SEQ = b'","sequence_number":'
 _LOGPROBS_END = b',"logprobs":[]}\n\n'
 _END = b"}\n\n"
 _TEXT, _THINKING, _CALL, _CUSTOM = 1, 2, 3, 4
-_EMPTY_TEXT = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
 _EMPTY_SUMMARY = {"type": "summary_text", "text": ""}
 
 
@@ -45,12 +44,28 @@ def _head(kind: bytes) -> bytes:
     return b"event: " + kind + _DATA + kind + _SEQ
 
 
+# every frame's constant start, built once
+_HEADS = {k: _head(k.encode()) for k in (
+    "response.created", "response.in_progress", "response.completed", "response.incomplete",
+    "response.failed", "response.output_item.added", "response.output_item.done",
+    "response.content_part.added", "response.content_part.done", "response.output_text.delta",
+    "response.output_text.done", "response.reasoning_summary_part.added",
+    "response.reasoning_summary_part.done", "response.reasoning_summary_text.delta",
+    "response.reasoning_summary_text.done", "response.function_call_arguments.delta",
+    "response.function_call_arguments.done", "response.custom_tool_call_input.delta",
+    "response.custom_tool_call_input.done")}
+_TEXT_DONE = b',"content_index":0,"text":'
+_PART_DONE = b',"content_index":0,"part":{"type":"output_text","text":'
+_PART_END = b',"annotations":[],"logprobs":[]}}\n\n'
+_MESSAGE_END = b',"annotations":[],"logprobs":[]}]}'
+
+
 class StreamEncoder:
     PING = COMMENT_KEEPALIVE
 
     __slots__ = ("display_model", "ctx", "created", "seq", "_id", "_echo", "_items", "_kind",
-                 "_iid", "_index", "_pieces", "_sig", "_redacted", "_tool", "_call", "_input", "_part",
-                 "_delta_head", "_delta_mid", "_delta_end", "_stop", "_usage")
+                 "_iid", "_index", "_pieces", "_sig", "_redacted", "_tool", "_call", "_input",
+                 "_part", "_tmpl", "_ref", "_stop", "_usage", "_obj")
 
     def __init__(self, display_model: str, ctx=None, created: int = 0,
                  id: str | None = None) -> None:
@@ -68,46 +83,47 @@ class StreamEncoder:
         self._call = ""
         self._input: InputStream | None = None
         self._part = False  # a reasoning summary part is open
-        self._delta_head = self._delta_mid = b""
-        self._delta_end = _LOGPROBS_END
+        self._tmpl = b""  # the open item's delta frame: % (sequence number, JSON text)
+        self._ref = b""  # `,"item_id":…,"output_index":n` of the open item
         self._stop: str | None = None
         self._usage = ir.Usage()
+        self._obj: ResponseObject | None = None
 
     # ------------------------------------------------------------ frames
 
     def _frame(self, kind: str, fields: dict) -> bytes:
         n = self.seq
         self.seq = n + 1
-        k = kind.encode()
-        return _head(k) + b"%d" % n + b"," + orjson.dumps(fields)[1:] + b"\n\n"
+        return b"%b%d,%b\n\n" % (_HEADS[kind], n, orjson.dumps(fields)[1:])
 
     def _delta(self, text: str) -> bytes:
         n = self.seq
         self.seq = n + 1
-        return self._delta_head + b"%d" % n + self._delta_mid + orjson.dumps(text) + \
-            self._delta_end
+        return self._tmpl % (n, orjson.dumps(text))
 
-    def _set_delta(self, kind: bytes, extra: bytes = b"", end: bytes = _END) -> None:
-        self._delta_head = _head(kind)
-        self._delta_mid = (b',"item_id":' + orjson.dumps(self._iid) + b',"output_index":%d'
-                           % self._index + extra + b',"delta":')
-        self._delta_end = end
+    def _set_delta(self, kind: str, extra: bytes = b"", end: bytes = _END) -> None:
+        self._ref = (b',"item_id":' + orjson.dumps(self._iid) + b',"output_index":%d'
+                     % self._index)
+        self._tmpl = (_HEADS[kind].replace(b"%", b"%%") + b"%d" + self._ref + extra
+                      + b',"delta":%b' + end)
 
     def _response(self, status: str, output: bytes, usage: ir.Usage | None, **kw) -> bytes:
-        return response_bytes(self._id, self.created, self.display_model, self._echo, status,
-                              output, usage, **kw)
+        return self._obj.render(status, output, usage, **kw)
 
     def _wrap(self, kind: str, response: bytes) -> bytes:
         n = self.seq
         self.seq = n + 1
-        return _head(kind.encode()) + b'%d,"response":' % n + response + _END
+        return b'%b%d,"response":%b}\n\n' % (_HEADS[kind], n, response)
 
     def _start(self, resp_id: str | None) -> bytes:
         if not self._id:
             self._id = response_id(resp_id)
+        self._obj = ResponseObject(self._id, self.created, self.display_model, self._echo)
         body = self._response("in_progress", b"[]", None)
-        return (self._wrap("response.created", body)
-                + self._wrap("response.in_progress", body))
+        n = self.seq
+        self.seq = n + 2
+        return b'%b%d,"response":%b}\n\n%b%d,"response":%b}\n\n' % (
+            _HEADS["response.created"], n, body, _HEADS["response.in_progress"], n + 1, body)
 
     # ------------------------------------------------------------ events
 
@@ -116,12 +132,17 @@ class StreamEncoder:
         add = out.append
         for ev in events:
             cls = ev.__class__
-            if cls is ir.TextDelta or cls is ir.ThinkingDelta:
-                text = ev.text if cls is ir.TextDelta else ev.thinking
-                if cls is ir.ThinkingDelta and not self._part:
-                    add(self._open_summary())
+            if cls is ir.TextDelta:
+                text = ev.text
                 self._pieces.append(text)
-                add(self._delta(text))
+                n = self.seq
+                self.seq = n + 1
+                add(self._tmpl % (n, orjson.dumps(text)))
+            elif cls is ir.ThinkingDelta:
+                if not self._part:
+                    add(self._open_summary())
+                self._pieces.append(ev.thinking)
+                add(self._delta(ev.thinking))
             elif cls is ir.ToolArgsDelta:
                 if ev.partial_json:
                     add(self._args(ev.partial_json))
@@ -154,17 +175,21 @@ class StreamEncoder:
 
     def _open_text(self) -> bytes:
         self._open(_TEXT, "msg")
-        self._set_delta(b"response.output_text.delta", b',"content_index":0', _LOGPROBS_END)
-        item = {"id": self._iid, "type": "message", "status": "in_progress",
-                "role": "assistant", "content": []}
-        return self._added(item) + self._frame("response.content_part.added", {
-            "item_id": self._iid, "output_index": self._index, "content_index": 0,
-            "part": _EMPTY_TEXT})
+        self._set_delta("response.output_text.delta", b',"content_index":0', _LOGPROBS_END)
+        n = self.seq
+        self.seq = n + 2
+        return b"".join((
+            _HEADS["response.output_item.added"], b'%d,"output_index":%d,"item":{"id":' % (
+                n, self._index), orjson.dumps(self._iid),
+            b',"type":"message","status":"in_progress","role":"assistant","content":[]}}\n\n',
+            _HEADS["response.content_part.added"], b"%d" % (n + 1), self._ref,
+            b',"content_index":0,"part":{"type":"output_text","text":"","annotations":[],'
+            b'"logprobs":[]}}\n\n'))
 
     def _open_thinking(self, ev: ir.ThinkingStart) -> bytes:
         self._open(_THINKING, "rs")
         self._sig, self._redacted, self._part = [], ev.redacted_data, False
-        self._set_delta(b"response.reasoning_summary_text.delta", b',"summary_index":0')
+        self._set_delta("response.reasoning_summary_text.delta", b',"summary_index":0')
         return self._added({"id": self._iid, "type": "reasoning", "summary": []})
 
     def _open_summary(self) -> bytes:
@@ -179,10 +204,10 @@ class StreamEncoder:
         if tool.freeform:
             self._open(_CUSTOM, "ctc")
             self._input = InputStream()
-            self._set_delta(b"response.custom_tool_call_input.delta")
+            self._set_delta("response.custom_tool_call_input.delta")
         else:
             self._open(_CALL, "fc")
-            self._set_delta(b"response.function_call_arguments.delta")
+            self._set_delta("response.function_call_arguments.delta")
         return self._added(call_item(self._iid, ev.id, tool, "", "in_progress"))
 
     def _args(self, piece: str) -> bytes:
@@ -194,27 +219,29 @@ class StreamEncoder:
 
     # ------------------------------------------------------------ closing items
 
-    def _done(self, item: dict) -> bytes:
-        raw = orjson.dumps(item)
+    def _done(self, item: dict | bytes) -> bytes:
+        raw = item if item.__class__ is bytes else orjson.dumps(item)
         self._items.append(raw)
         self._kind = 0
         n = self.seq
         self.seq = n + 1
-        return (_head(b"response.output_item.done") + b'%d,"output_index":%d,"item":'
-                % (n, self._index) + raw + _END)
+        return b'%b%d,"output_index":%d,"item":%b}\n\n' % (
+            _HEADS["response.output_item.done"], n, self._index, raw)
 
     def _close(self) -> bytes:
         kind, iid, index = self._kind, self._iid, self._index
         text = "".join(self._pieces)
-        if kind == _TEXT:
-            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-            return (self._frame("response.output_text.done", {
-                        "item_id": iid, "output_index": index, "content_index": 0,
-                        "text": text, "logprobs": []})
-                    + self._frame("response.content_part.done", {
-                        "item_id": iid, "output_index": index, "content_index": 0,
-                        "part": part})
-                    + self._done(message_item(iid, text)))
+        if kind == _TEXT:  # the text is encoded once for its three done events
+            t = orjson.dumps(text)
+            n = self.seq
+            self.seq = n + 2
+            item = (b'{"id":%b,"type":"message","status":"completed","role":"assistant",'
+                    b'"content":[{"type":"output_text","text":%b%b' % (
+                        orjson.dumps(iid), t, _MESSAGE_END))
+            return b"".join((
+                _HEADS["response.output_text.done"], b"%d" % n, self._ref, _TEXT_DONE, t,
+                _LOGPROBS_END, _HEADS["response.content_part.done"], b"%d" % (n + 1),
+                self._ref, _PART_DONE, t, _PART_END, self._done(item)))
         if kind == _THINKING:
             out = b""
             if self._part:

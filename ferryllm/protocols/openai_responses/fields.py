@@ -48,15 +48,16 @@ def _n(value: Any) -> int:
     return value if value.__class__ is int else 0
 
 
-def usage_dict(usage: ir.Usage) -> dict:
-    """IR usage → Responses usage: `input_tokens` counts cache reads and writes too."""
-    prompt = usage.prompt_tokens
-    return {"input_tokens": prompt,
-            "input_tokens_details": {"cached_tokens": usage.cache_read_input_tokens,
-                                     "cache_write_tokens": usage.cache_creation_input_tokens},
-            "output_tokens": usage.output_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": prompt + usage.output_tokens}
+_USAGE = (b'{"input_tokens":%d,"input_tokens_details":{"cached_tokens":%d,"cache_write_tokens":%d},'
+          b'"output_tokens":%d,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":%d}')
+
+
+def usage_json(usage: ir.Usage) -> bytes:
+    """IR usage → the Responses usage object, serialized (a template: it is on every stream's
+    last event). `input_tokens` counts cache reads and writes too."""
+    prompt = usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
+    return _USAGE % (prompt, usage.cache_read_input_tokens, usage.cache_creation_input_tokens,
+                     usage.output_tokens, prompt + usage.output_tokens)
 
 
 def usage_from_responses(raw: Any) -> ir.Usage:

@@ -17,7 +17,7 @@ import uuid
 import orjson
 
 from ... import ir
-from .fields import secret_for, usage_dict
+from .fields import secret_for, usage_json
 from .tools import ClientTool
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9]")
@@ -28,8 +28,10 @@ INCOMPLETE = {ir.MAX_TOKENS: "max_output_tokens", ir.REFUSAL: "content_filter",
 def response_id(ir_id: str | None) -> str:
     if ir_id and ir_id.startswith("resp_"):
         return ir_id
-    core = _NOT_ID.sub("", ir_id or "")[:48]
-    return "resp_" + (core or uuid.uuid4().hex)
+    core = (ir_id or "").replace("-", "").replace("_", "")
+    if not (core.isascii() and core.isalnum()):
+        core = _NOT_ID.sub("", core)
+    return "resp_" + (core[:48] or uuid.uuid4().hex)
 
 
 def item_id(prefix: str, resp_id: str, index: int) -> str:
@@ -106,19 +108,26 @@ def output_items(resp: ir.Response, resp_id: str, ctx) -> list[dict]:
     return out
 
 
-def response_bytes(resp_id: str, created: int, model: str, echo: bytes, status: str,
-                   output: bytes, usage: ir.Usage | None, *, error: dict | None = None,
-                   incomplete: str | None = None) -> bytes:
-    """The response object, from parts: `echo` and `output` are already JSON."""
-    return b"".join((
-        b'{"id":', orjson.dumps(resp_id), b',"object":"response","created_at":%d' % created,
-        b',"status":"', status.encode(), b'","background":false,"error":',
-        orjson.dumps(error),
-        b',"incomplete_details":',
-        orjson.dumps({"reason": incomplete} if incomplete else None),
-        b',"model":', orjson.dumps(model), b',"output":', output,
-        b',', echo or b'"tools":[]', b',"usage":',
-        orjson.dumps(usage_dict(usage)) if usage is not None else b"null", b"}"))
+class ResponseObject:
+    """The response object of one answer, from parts: the constant ones serialized once
+    (`echo` and `output` arrive as JSON), so a stream's created, in_progress and last events
+    cost a join each."""
+
+    __slots__ = ("head", "model")
+
+    def __init__(self, resp_id: str, created: int, model: str, echo: bytes) -> None:
+        self.head = b'{"id":%b,"object":"response","created_at":%d,"status":"' % (
+            orjson.dumps(resp_id), created)
+        self.model = b',"model":%b,%b,"output":' % (orjson.dumps(model), echo or b'"tools":[]')
+
+    def render(self, status: str, output: bytes, usage: ir.Usage | None, *,
+               error: dict | None = None, incomplete: str | None = None) -> bytes:
+        return b"".join((
+            self.head, status.encode(), b'","background":false,"error":',
+            orjson.dumps(error) if error is not None else b"null", b',"incomplete_details":',
+            b'{"reason":%b}' % orjson.dumps(incomplete) if incomplete else b"null",
+            self.model, output, b',"usage":',
+            usage_json(usage) if usage is not None else b"null", b"}"))
 
 
 def finish_status(stop_reason: str | None) -> tuple[str, str | None]:
@@ -133,5 +142,5 @@ def encode_response(resp: ir.Response, display_model: str, req: ir.Request | Non
     rid = response_id(resp.id)
     status, reason = finish_status(resp.stop_reason)
     output = orjson.dumps(output_items(resp, rid, ctx))
-    return response_bytes(rid, created, display_model, ctx.echo if ctx is not None else b"",
-                          status, output, resp.usage, incomplete=reason)
+    obj = ResponseObject(rid, created, display_model, ctx.echo if ctx is not None else b"")
+    return obj.render(status, output, resp.usage, incomplete=reason)
