@@ -139,23 +139,26 @@ class CodexRun:
 async def run_codex(codex: list[str], base_url: str, prompt: str, tmp: Path, *,
                     model: str = MODEL, full_tools: bool = True, bare: bool = False,
                     config: str | None = None, env: dict[str, str] | None = None,
-                    args: tuple[str, ...] = (), timeout: float = RUN_TIMEOUT) -> CodexRun:
+                    args: tuple[str, ...] = (), catalog: dict | None = None,
+                    timeout: float = RUN_TIMEOUT) -> CodexRun:
     """Run `codex exec PROMPT` in `tmp/work` against the Responses API at `base_url`.
 
     Async (the gateway and mocks live in the test's event loop); the CLI gets its own process
     group, killed whole on timeout. `tmp/work` may be prepared before the call (files to patch),
     and so may `tmp/home/.codex` when `config` (the text of a `config.toml`) is given; `args`
-    go on the command line before the prompt.
+    go on the command line before the prompt; `catalog` overrides fields of the model's catalog
+    entry (e.g. a small `context_window`).
     """
     home, codex_home, work = tmp / "home", tmp / "home" / ".codex", tmp / "work"
     codex_home.mkdir(parents=True, exist_ok=True)
     work.mkdir(exist_ok=True)
-    catalog = None
+    catalog_file = None
     if full_tools and config is None:
-        catalog = codex_home / "ferry-models.json"
-        catalog.write_bytes(orjson.dumps({"models": [catalog_entry(model)]}))
+        catalog_file = codex_home / "ferry-models.json"
+        catalog_file.write_bytes(orjson.dumps({"models": [{**catalog_entry(model),
+                                                            **(catalog or {})}]}))
     (codex_home / "config.toml").write_text(config if config is not None else
-                                            config_toml(base_url, model, catalog, bare))
+                                            config_toml(base_url, model, catalog_file, bare))
     last = tmp / "last-message.txt"
     env = {
         **(env or {}),

@@ -31,15 +31,18 @@ class Say:
     text: str
     thinking: str | None = None
     break_with: str | None = None  # an error event after the first half of the text
+    input_tokens: int = 900  # the usage reported (a large one makes Codex compact)
 
 
 @dataclass
 class Call:
     calls: tuple[tuple[str, dict], ...]
     thinking: str | None = None
+    input_tokens: int = 900
 
-    def __init__(self, *calls: tuple[str, dict], thinking: str | None = None) -> None:
-        self.calls, self.thinking = calls, thinking
+    def __init__(self, *calls: tuple[str, dict], thinking: str | None = None,
+                 input_tokens: int = 900) -> None:
+        self.calls, self.thinking, self.input_tokens = calls, thinking, input_tokens
 
 
 @dataclass
@@ -56,6 +59,7 @@ class View:
     results: dict[str, str] = field(default_factory=dict)  # call id -> result text
     thinking: list[tuple[str, str]] = field(default_factory=list)  # (text, signature) given back
     freeform: set[str] = field(default_factory=set)  # tools called with raw text (Responses)
+    user_text: str = ""  # every user message's text, joined (tool results excluded)
 
 
 class Rejected(Exception):
@@ -81,6 +85,8 @@ def openai_view(body: dict) -> View:
             pending.discard(call_id)
             view.results[call_id] = _text(message.get("content"))
             continue
+        if message.get("role") == "user":
+            view.user_text += _text(message.get("content")) + "\n"
         if pending:
             raise Rejected("An assistant message with 'tool_calls' must be followed by tool "
                            "messages responding to each 'tool_call_id'. The following "
@@ -99,6 +105,8 @@ def anthropic_view(body: dict) -> View:
     pending: set[str] = set()
     for n, message in enumerate(body.get("messages") or []):
         blocks = message.get("content")
+        if message.get("role") == "user":
+            view.user_text += _text(blocks) + "\n"
         blocks = blocks if isinstance(blocks, list) else []
         results = [b for b in blocks if b.get("type") == "tool_result"]
         if pending and {b.get("tool_use_id") for b in results} != pending:
@@ -140,6 +148,8 @@ def responses_view(body: dict) -> View:
             view.calls.append((item["call_id"], item["name"], {"input": item["input"]}))
         elif kind in ("function_call_output", "custom_tool_call_output"):
             view.results[item["call_id"]] = _text(item["output"])
+        elif kind == "message" and item.get("role") == "user":
+            view.user_text += _text(item.get("content")) + "\n"
         elif kind == "reasoning":
             view.thinking.append(("".join(s["text"] for s in item["summary"]),
                                   item.get("encrypted_content") or ""))
@@ -184,8 +194,9 @@ def openai_stream(body: dict, answer: Say | Call) -> list[bytes]:
                 "index": index, "function": {"arguments": raw[cut:]}}]}))
         finish = "tool_calls"
     out.append(_chat_chunk(model, {}, finish))
-    out.append(_chat_chunk(model, {}, usage={"prompt_tokens": 900, "completion_tokens": 25,
-                                             "total_tokens": 925,
+    out.append(_chat_chunk(model, {}, usage={"prompt_tokens": answer.input_tokens,
+                                             "completion_tokens": 25,
+                                             "total_tokens": answer.input_tokens + 25,
                                              "prompt_tokens_details": {"cached_tokens": 0}}))
     return out + [b"data: [DONE]\n\n"]
 
@@ -199,7 +210,8 @@ def anthropic_stream(body: dict, answer: Say | Call) -> list[bytes]:
     out = [_event("message_start", {"message": {
         "id": "msg_" + uuid.uuid4().hex[:24], "type": "message", "role": "assistant",
         "model": model, "content": [], "stop_reason": None, "stop_sequence": None,
-        "usage": {"input_tokens": 900, "output_tokens": 1, "cache_read_input_tokens": 0,
+        "usage": {"input_tokens": answer.input_tokens, "output_tokens": 1,
+                  "cache_read_input_tokens": 0,
                   "cache_creation_input_tokens": 0}}})]
     first = 0
     if answer.thinking:
@@ -260,7 +272,7 @@ def responses_stream(body: dict, answer: Say | Call) -> list[bytes]:
         freeform = {t.get("name") for t in body.get("tools") or [] if t.get("type") == "custom"}
         items += [responses.custom_call(name, args["input"]) if name in freeform
                   else responses.function_call(name, args) for name, args in answer.calls]
-    script = responses.Turn(items, input_tokens=900, output_tokens=25, fail=fail)
+    script = responses.Turn(items, input_tokens=answer.input_tokens, output_tokens=25, fail=fail)
     return responses.sse(responses.turn_events(body, script, "resp_" + uuid.uuid4().hex,
                                                1_760_000_000))
 

@@ -294,3 +294,31 @@ async def test_newest_model_tools_arrive_from_additional_tools(codex, start, tmp
     tools = mock.view(mock.bodies[0]).tools
     assert "functions__exec" in tools and all("__" in name for name in tools), sorted(tools)
     tap.streams()
+
+
+COMPACTION = "CONTEXT CHECKPOINT COMPACTION"  # Codex's summarising prompt (local compaction)
+
+
+def compaction_plan(view: View) -> Say | Call:
+    if COMPACTION in view.user_text:
+        return Say("SUMMARY: the first step ran and printed step-one.", input_tokens=1_000)
+    if "SUMMARY: the first step ran" in view.user_text:
+        return Say("Finished after compacting.", input_tokens=1_000)
+    return Call(("exec_command", {"cmd": "echo step-one"}), input_tokens=50_000)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_auto_compaction_runs_through_the_gateway(codex, start, tmp_path, kind):
+    """A model that reports a context near the window makes Codex compact: for a custom
+    provider that is one more ordinary `/v1/responses` request with its summarising prompt
+    (never a `/responses/compact` endpoint), and the session continues from the summary."""
+    mock = ModelMock(kind, compaction_plan)
+    tap = await start(mock)
+    run = await run_codex(codex, tap.url, "Run the first step.", tmp_path,
+                          catalog={"context_window": 60_000, "auto_compact_token_limit": 40_000})
+    assert run.code == 0, run.explain()
+    assert run.last_message.strip() == "Finished after compacting.", run.explain()
+    texts = [mock.view(body).user_text for body in mock.bodies]
+    assert sum(COMPACTION in t for t in texts) == 1, texts
+    assert not mock.rejected
+    tap.streams()
