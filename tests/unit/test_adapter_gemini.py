@@ -189,3 +189,11 @@ def test_count_tokens_posts_the_whole_request_never_a_generation():
     assert a.decode_count_tokens(b'{"totalTokens": 12}') == 12
     with pytest.raises(UpstreamProtocolError):
         a.decode_count_tokens(b'{"tokens": 1}')
+
+
+def test_a_result_whose_call_is_not_in_the_history_still_has_a_name():
+    req = ir.Request(model="gemini-2.5-flash", messages=[
+        ir.Message("user", [ir.ToolResultBlock("gone", [ir.TextBlock("x")])])])
+    part = body(req)["contents"][0]["parts"][0]
+    assert part == {"functionResponse": {"id": "gone", "name": "unknown_function",
+                                         "response": {"output": "x"}}}

@@ -138,7 +138,8 @@ class _Contents:
                 if block.text:
                     parts.append({"text": block.text})
             elif kind == "tool_result":
-                name = self.call_names.get(block.tool_use_id, "")
+                # the call's name; a result whose call is not in the history still needs one
+                name = self.call_names.get(block.tool_use_id, "unknown_function")
                 part, images = _result(block, name)
                 parts.append(part)
                 parts.extend(images)
