@@ -61,8 +61,10 @@ def apply(req: Request, cfg: Config, provider: ProviderConfig,
     the same copy. The client's request is never changed."""
     changes: dict = {}
     stable_tools = None  # the tools of the prompt-cache key: those every turn declares
-    if not (req.native is not None and req.native_protocol == provider.type):
-        # pass-through bodies keep deferral for the provider (Anthropic runs tool search)
+    if (req.tools or len(req.messages) > 1) and not (
+            req.native is not None and req.native_protocol == provider.type):
+        # (a tool reference needs a turn before it) pass-through bodies keep deferral for the
+        # provider (Anthropic runs tool search)
         resolved = resolve_deferred(req, provider.type)
         if resolved is not req:
             stable_tools = [t for t in req.tools if not t.deferred]
@@ -116,9 +118,14 @@ def resolve_deferred(req: Request, provider_type: str | None = None) -> Request:
     is returned as it is when there is nothing to do."""
     search = req.tool_search
     messages = req.messages if search is None else toolsearch.unfold(req.messages)
-    referenced = _referenced(messages)
-    if not referenced and search is None and not any(t.deferred for t in req.tools):
-        return req
+    referenced = _referenced(messages) if len(messages) > 1 else None
+    if not referenced and search is None:
+        for tool in req.tools:  # a loop, not any(<generator>): most requests get here
+            if tool.deferred:
+                break
+        else:
+            return req
+        referenced = set()
     tools = [replace(t, deferred=False) if t.deferred else t for t in req.tools
              if not t.deferred or t.name in referenced]
     if search is not None:  # a server tool search the provider does not have: a function
