@@ -50,6 +50,7 @@ from .schema import clean_schema
 _RANK = {effort: rank for rank, effort in enumerate(EFFORT_ORDER)}
 PROMPT_CACHE_KEY_LEN = 32  # hex characters (128 bits)
 
+_NO_NAMES: frozenset[str] = frozenset()
 _MEMO_MAX = 256
 _tools_memo: dict[bytes, tuple[list[Tool] | None, bytes]] = {}
 _system_memo: dict[tuple[int, int], bytes] = {}
@@ -118,14 +119,13 @@ def resolve_deferred(req: Request, provider_type: str | None = None) -> Request:
     is returned as it is when there is nothing to do."""
     search = req.tool_search
     messages = req.messages if search is None else toolsearch.unfold(req.messages)
-    referenced = _referenced(messages) if len(messages) > 1 else None
+    referenced = _referenced(messages) if len(messages) > 1 else _NO_NAMES
     if not referenced and search is None:
         for tool in req.tools:  # a loop, not any(<generator>): most requests get here
             if tool.deferred:
                 break
         else:
             return req
-        referenced = set()
     tools = [replace(t, deferred=False) if t.deferred else t for t in req.tools
              if not t.deferred or t.name in referenced]
     if search is not None:  # a server tool search the provider does not have: a function
