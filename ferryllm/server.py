@@ -217,7 +217,8 @@ async def _chat(request: web.Request, proto: Protocol, decode) -> web.StreamResp
             outcome.partial = PartialUsage(req)  # a stream cut short counts too
         route = gw.router.resolve(req.model)
         if stream:
-            headers = {**SSE_HEADERS, "content-type": proto.entry.stream_content_type,
+            ctype = proto.entry.stream_content_type
+            headers = {**SSE_HEADERS, "content-type": ctype if ctype.__class__ is str else ctype(req),
                        "request-id": request_id, "x-request-id": request_id}
             resp = await gw.relay.stream(request, req, route, proto, outcome, headers, started)
         else:

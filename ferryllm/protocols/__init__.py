@@ -78,7 +78,8 @@ class Entry:
     encode_models: Callable[[list[dict]], dict] | None = None
     client_keys: Callable[[Any], list[str]] | None = None
     path_prefixes: tuple[str, ...] = ()
-    stream_content_type: str = "text/event-stream; charset=utf-8"
+    # or a function of the decoded request, for a protocol with more than one stream format
+    stream_content_type: str | Callable[[ir.Request], str] = "text/event-stream; charset=utf-8"
 
 
 @dataclass(frozen=True, slots=True)

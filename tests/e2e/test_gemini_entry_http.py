@@ -82,8 +82,6 @@ async def test_bad_input_is_invalid_argument_naming_the_field(gateway, provider)
     assert body["error"]["message"].startswith("contents[0].parts[0].functionCall.name")
     status, body = await post(base, path, [1, 2])
     assert status == 400 and body["error"]["code"] == 400
-    status, body = await post(base, "/v1beta/models/gemini-2.5-flash:streamGenerateContent")
-    assert status == 400 and "alt=sse" in body["error"]["message"]
     status, body = await post(base, "/v1beta/models/gemini-2.5-flash:embedContent")
     assert status == 404 and body["error"]["status"] == "NOT_FOUND"
 
@@ -112,3 +110,30 @@ async def test_same_protocol_json_is_the_providers_body(gateway, provider):
     sent = mock.received[0]
     assert sent.path == "/v1beta/models/gemini-2.5-pro:generateContent"
     assert sent.json == {**BODY, "safetySettings": [], "labels": {"team": "x"}}
+
+
+async def test_stream_without_alt_sse_is_one_json_array(gateway, provider):
+    """The real API's other stream format: the same chunks as one JSON array (never relayed
+    from a Gemini provider's SSE bytes)."""
+    from tests.mockprovider import sse_frames
+    from tests.streamsummary import FIXTURES
+    frames = sse_frames((FIXTURES / "openai" / "openai_text.sse").read_text(encoding="utf-8"))
+    base = await start(gateway, provider, MockProvider(Reply(chunks=frames)))
+    async with aiohttp.ClientSession() as s:
+        async with s.post(base + "/v1/models/gemini-2.5-flash:streamGenerateContent",
+                          json=BODY) as r:
+            assert r.headers["content-type"].startswith("application/json")
+            chunks = orjson.loads(await r.read())
+    assert isinstance(chunks, list) and len(chunks) > 2
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert "usageMetadata" in chunks[-1]
+    mock = GeminiMock()
+    url = await provider(mock)
+    base = await gateway(make_config({"gem": ("gemini", url)}))
+    async with aiohttp.ClientSession() as s:
+        async with s.post(base + "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+                          json=BODY) as r:
+            chunks = orjson.loads(await r.read())
+    assert "".join(p["text"] for c in chunks for p in c["candidates"][0]["content"]["parts"]) \
+        == "Hello from the Gemini mock."
+    assert mock.received[0].query == {"alt": "sse"}  # upstream, ferryllm still reads SSE

@@ -289,3 +289,21 @@ def test_stream_encoder_error_frame_and_ping():
     err = frames(enc.error(UpstreamError("boom", status=500)))[0]
     assert err == {"error": {"code": 500, "message": "boom", "status": "INTERNAL"}}
     assert StreamEncoder.PING.strip() == b""
+
+
+def test_stream_encoder_as_one_json_array():
+    events = [ir.MessageStart("m1", "x", ir.Usage(5)), ir.TextStart(0), ir.TextDelta(0, "a"),
+              ir.TextDelta(0, "b"), ir.BlockStop(0),
+              ir.MessageDelta(ir.END_TURN, None, ir.Usage(5, 2)), ir.MessageStop()]
+    for cut in range(len(events) + 1):
+        enc = StreamEncoder("m", array=True)
+        data = b"\r\n" + enc.encode(events[:cut]) + b"\r\n" + enc.encode(events[cut:])
+        chunks = orjson.loads(data)  # pings (empty lines) are JSON whitespace
+        assert [c["candidates"][0]["content"]["parts"] for c in chunks] == [
+            [{"text": "a"}], [{"text": "b"}], []]
+    enc = StreamEncoder("m", array=True)
+    partial = enc.encode(events[:3])
+    error = enc.error(UpstreamError("boom", status=503))
+    assert orjson.loads(partial + error)[-1]["error"]["status"] == "UNAVAILABLE"
+    assert orjson.loads(StreamEncoder("m", array=True).error(RateLimited("x")))[0]["error"][
+        "code"] == 429

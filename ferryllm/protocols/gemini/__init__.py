@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import orjson
 
-from ...errors import InvalidRequest
 from .. import COUNT_TOKENS, MODELS, Entry, EntryRoute, Protocol
 from . import entry
 from .adapter import GeminiAdapter
@@ -19,11 +18,19 @@ _COUNT = "/{version}/models/{{model:[^:]+}}:countTokens"
 def _decode(body, http):
     # no action (the library's `Translator` gives only the model): generateContent
     stream = http.match_info.get("action") == "streamGenerateContent"
+    req = entry.decode(body, http.match_info["model"], stream=stream)
     if stream and http.query.get("alt") != "sse":
-        raise InvalidRequest("streamGenerateContent is served as server-sent events only: add "
-                             "?alt=sse to the URL (a JSON-array stream is not supported)",
-                             param="alt")
-    return entry.decode(body, http.match_info["model"], stream=stream)
+        # the real API's other stream format: one JSON array of the same chunks. Translated
+        # even for a Gemini provider (whose SSE bytes cannot be relayed as they are)
+        req.entry_context.array = True
+        req.native_protocol = None
+    return req
+
+
+def _stream_content_type(req) -> str:
+    ctx = req.entry_context
+    array = isinstance(ctx, entry.Context) and ctx.array
+    return "application/json; charset=utf-8" if array else "text/event-stream; charset=utf-8"
 
 
 def _decode_count(body, http):
@@ -43,7 +50,9 @@ def _client_keys(http) -> list[str]:
 
 
 def _stream_encoder(req, display_model: str) -> StreamEncoder:
-    return StreamEncoder(display_model, entry.include_thoughts(req))
+    ctx = req.entry_context
+    return StreamEncoder(display_model, entry.include_thoughts(req),
+                         array=isinstance(ctx, entry.Context) and ctx.array)
 
 
 def _encode_response(resp, display_model: str, req) -> bytes:
@@ -68,6 +77,7 @@ PROTOCOL = Protocol(
         encode_count_tokens=lambda n: {"totalTokens": n},
         encode_models=entry.encode_models,
         client_keys=_client_keys,
+        stream_content_type=_stream_content_type,
         path_prefixes=("/v1beta/",),  # /v1/models/… 404s keep the OpenAI shape (its list)
     ),
     adapter=GeminiAdapter,

@@ -38,12 +38,14 @@ NO_RESULT = "no result"
 class Context:
     """What the entry keeps of a request to shape its answers (`Request.entry_context`): thought
     parts are sent only when the client asked for them (`thinkingConfig.includeThoughts`), as
-    the real API does; signatures travel either way."""
+    the real API does (signatures travel either way); `array`: the stream is one JSON array
+    (`streamGenerateContent` without `?alt=sse`) instead of server-sent events."""
 
-    __slots__ = ("include_thoughts",)
+    __slots__ = ("include_thoughts", "array")
 
-    def __init__(self, include_thoughts: bool = False) -> None:
+    def __init__(self, include_thoughts: bool = False, array: bool = False) -> None:
         self.include_thoughts = include_thoughts
+        self.array = array
 
 
 def include_thoughts(req: ir.Request | None) -> bool:
@@ -418,8 +420,8 @@ def _generation(req: ir.Request, raw: Any) -> None:
         req.stop = list(stop)
     thinking = get(config, "thinkingConfig")
     req.reasoning = _reasoning(thinking)
-    req.entry_context = Context(isinstance(thinking, dict)
-                                and get(thinking, "includeThoughts") is True)
+    req.entry_context.include_thoughts = (isinstance(thinking, dict)
+                                          and get(thinking, "includeThoughts") is True)
     req.response_format = _response_format(config)
 
 

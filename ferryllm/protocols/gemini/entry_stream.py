@@ -8,6 +8,9 @@ GenerateContentResponse>` frame per chunk, `\\r\\n\\r\\n` after each, no `[DONE]
                          part carrying a signature nothing else took)
     MessageStart, MessageStop, TextStart, BlockStop of text/thinking: nothing on the wire
 
+With `array=True` the same chunks form one JSON array (`streamGenerateContent` without
+`?alt=sse`): `[` before the first, `,` between, `]` after the last (or after an error chunk).
+
 A signed thinking block's signature goes on the next part that is not a thought
 (`fields.PendingSignatures`). Hot path: a chunk's head and tail are bytes built once per stream,
 so a text delta is `head + orjson.dumps(text) + tail`.
@@ -33,12 +36,14 @@ dumps = orjson.dumps
 class StreamEncoder:
     PING = PING
 
-    __slots__ = ("display_model", "_thoughts", "_tail", "_text", "_text_end", "_thought_end", "_pending",
+    __slots__ = ("display_model", "_thoughts", "_array", "_opened", "_tail", "_text", "_text_end", "_thought_end", "_pending",
                  "_thinking", "_signature", "_redacted", "_tool", "_args", "_id")
 
-    def __init__(self, display_model: str, thoughts: bool = True) -> None:
+    def __init__(self, display_model: str, thoughts: bool = True, array: bool = False) -> None:
         self.display_model = display_model
         self._thoughts = thoughts  # send thought parts (the client asked for includeThoughts)
+        self._array = array  # one JSON array instead of SSE frames
+        self._opened = False  # the array's `[` went out
         self._pending = PendingSignatures()
         self._thinking: list[str] = []  # the open thinking block's text, for an envelope
         self._signature = ""
@@ -83,7 +88,20 @@ class StreamEncoder:
                 frame = self._frame(ev)
                 if frame:
                     add(frame)
+        if self._array:
+            return self._as_array(b"".join(out), events)
         return b"".join(out)
+
+    def _as_array(self, frames: bytes, events: list) -> bytes:
+        """SSE frames → array elements (a chunk's JSON has no raw line break to cut at)."""
+        items = [f[6:] for f in frames.split(b"\r\n\r\n") if f]
+        out = b""
+        if items:
+            out = (b",\r\n" if self._opened else b"[") + b"\r\n,\r\n".join(items)
+            self._opened = True
+        if events and events[-1].__class__ is ir.MessageStop:
+            out += b"]" if self._opened else b"[]"
+        return out
 
     def _frame(self, ev: ir.StreamEvent) -> bytes:
         cls = ev.__class__
@@ -129,4 +147,6 @@ class StreamEncoder:
 
     def error(self, err: GatewayError) -> bytes:
         """The in-band error frame (then the stream ends)."""
+        if self._array:
+            return (b",\r\n" if self._opened else b"[") + error_body(err) + b"]"
         return b"data: " + error_body(err) + b"\r\n\r\n"
