@@ -189,3 +189,33 @@ async def test_invalid_reload_in_process_changes_nothing(bad, tmp_path, caplog):
     assert app[LIVE].gateway is before and not before.retired
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and errors[0].getMessage().startswith("error: reload rejected")
+
+
+async def test_reload_with_shared_state_moves_to_a_new_connection(aiohttp_server, provider,
+                                                                  tmp_path, redis_server):
+    """The new gateway connects to Redis before it serves; the old one closes its connection
+    once its last request has ended, and the fleet's state (here the rate bucket) carries on."""
+    shared = f'\n[shared_state]\nurl = "{redis_server.url}"\nkey_prefix = "reload"\n'
+    mock = MockProvider(Reply(body=answer("ok")))
+    url = await provider(mock)
+    path = tmp_path / "ferryllm.toml"
+    text = config_text("p", url).replace("[server]\n", "[server]\nrate_limit_per_minute = 3\n")
+    path.write_text(text + shared)
+    app = build_app(load_config(path))
+    server = await aiohttp_server(app)
+    base = f"http://127.0.0.1:{server.port}"
+    first = app[LIVE].gateway
+    async with aiohttp.ClientSession() as s:
+        assert await json_text(s, base) == "ok"
+        assert await reload_app(app)
+        new = app[LIVE].gateway
+        assert new is not first and new.shared is not None and new.shared.up
+        for _ in range(100):  # closed by a task once the last request (none here) ended
+            if first.shared is None:
+                break
+            await asyncio.sleep(0.01)
+        assert first.shared is None
+        assert await json_text(s, base) == "ok"
+        assert await json_text(s, base) == "ok"
+        async with s.post(base + "/v1/messages", json=MSG) as r:  # the fleet bucket: 3 a minute
+            assert r.status == 429
