@@ -366,6 +366,11 @@ class LocalCooldowns:
 
     async def remaining(self, provider: str, labels: Sequence[str], now: float) -> list[float]:
         until = self._until
+        if not until:  # nothing cooling: the usual case, without a lookup per key
+            return [0.0] * len(labels)
+        if max(until.values()) <= now:  # every cooldown is over
+            until.clear()
+            return [0.0] * len(labels)
         return [max(0.0, until.get((provider, label), 0.0) - now) for label in labels]
 
     async def cool(self, provider: str, label: str, seconds: float, now: float) -> float:

@@ -322,13 +322,13 @@ class Metrics:
 
     def key_event(self, provider: str, key: str, event: str, amount: int = 1) -> None:
         """Labels outside the configured keys and `KEY_EVENTS` become "other" (bounded)."""
-        child = self._c_keys.get((provider, key, event))
-        if child is None:
+        cell = self._c_keys.get((provider, key, event))
+        if cell is None:
             labels = self.key_labels.get(provider, ())
             norm = (self._provider(provider), key if key in labels else OTHER,
                     event if event in KEY_EVENTS else OTHER)
-            child = self._c_keys[norm] = self._key_events.labels(*norm)
-        child.inc(amount)
+            cell = self._c_keys[norm] = _cell(self._key_events.labels(*norm))
+        cell.inc(amount)
 
     def circuit(self, provider: str | None, state: str | int) -> None:
         value = CIRCUIT_STATES.get(state, 0) if isinstance(state, str) else int(state)

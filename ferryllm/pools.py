@@ -16,7 +16,9 @@ the `CooldownStore` (`limits`), so every choice is deterministic under test.
 from __future__ import annotations
 
 import random
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 from typing import Any
 
 from .errors import RateLimited, UpstreamError
@@ -50,10 +52,18 @@ class KeyPool:
                              else None for k in keys)
         self.permits = tuple(Permits(k.max_concurrent_requests) for k in keys)
         self.out = [False] * len(keys)
+        # no per-key limit and no key out: while nothing cools, a choice is one bisection
+        self._unlimited = all(b is None for b in self.buckets) and \
+            all(p.limit is None for p in self.permits)
+        self._fast = self._unlimited
+        self._cumulative = tuple(accumulate(self.weights))
 
     def pick(self, remaining: Sequence[float], now: float, rand: float) -> int:
         """A weighted choice among the keys that are in, not cooling, under their concurrency cap
         and with a rate token (taken, with a concurrency slot to `release`)."""
+        if self._fast and not any(remaining):
+            cumulative = self._cumulative
+            return min(bisect_right(cumulative, rand * cumulative[-1]), len(cumulative) - 1)
         candidates = [i for i, cooling in enumerate(remaining)
                       if not self.out[i] and cooling <= 0.0 and self._has_slot(i)]
         while candidates:
@@ -96,12 +106,15 @@ class KeyPool:
         return err
 
     def release(self, index: int) -> None:
+        if self._unlimited:
+            return
         permits = self.permits[index]
         if permits.in_use:
             permits.release()
 
     def take_out(self, index: int) -> None:
         self.out[index] = True
+        self._fast = False
 
 
 class ProviderStats:

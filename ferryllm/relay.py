@@ -128,10 +128,13 @@ class Relay:
                     self.metrics.retry(provider.name)
                 outcome.provider, outcome.backend_model = provider.name, prepared.model
                 try:
-                    if provider.name in self._watched:
+                    if provider.name not in self._watched:
+                        result = await attempt_fn(provider, adapter, prepared)
+                    elif provider.name in self.balancer.stats:
                         result = await self._send(provider, adapter, prepared, outcome, attempt_fn)
                     else:
-                        result = await attempt_fn(provider, adapter, prepared)
+                        result = await self._on_keys(self.key_pools[provider.name], provider,
+                                                     prepared, outcome, attempt_fn)
                 except GatewayError as err:
                     self._record_failure(breaker, probe, provider, err)
                     last_err = err
@@ -155,12 +158,10 @@ class Relay:
 
     async def _send(self, provider: ProviderConfig, adapter, prepared: Request,
                     outcome: Outcome, attempt_fn):
-        """One attempt on a pool member (its requests in flight and time to first token feed
-        the balancer) or on a provider with a key pool (`_on_keys`)."""
-        stats = self.balancer.stats.get(provider.name)
+        """One attempt on a pool member: its requests in flight and time to first token feed
+        the balancer (with its key pool, if it has one: `_on_keys`)."""
+        stats = self.balancer.stats[provider.name]
         pool = self.key_pools.get(provider.name)
-        if stats is None:
-            return await self._on_keys(pool, provider, prepared, outcome, attempt_fn)
         loop = asyncio.get_running_loop()
         start = loop.time()
         stats.busy += 1
