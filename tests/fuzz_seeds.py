@@ -82,6 +82,7 @@ _TOOL_SEARCH = {  # a server tool search with an earlier search in the history
 
 SEEDS: dict[str, list[dict]] = {
     "/v1/messages": [_ANTHROPIC_CHAT, {**_ANTHROPIC_CHAT, "stream": True}, _TOOL_SEARCH,
+                     {**_TOOL_SEARCH, "messages": _TOOL_SEARCH["messages"][:1], "stream": True},
                      {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}],
     "/v1/messages/count_tokens": [{k: v for k, v in _ANTHROPIC_CHAT.items()
                                    if k not in ("max_tokens", "stream")}],
