@@ -496,3 +496,24 @@ def test_no_max_tokens_gets_the_cap_or_the_model_maximum():
     req.reasoning = ir.Reasoning(effort="high")
     out = encode(req)
     assert out["max_tokens"] == 32000 and out["thinking"]["budget_tokens"] == 16384
+
+
+def test_structured_output_becomes_output_config_format():
+    """A JSON schema the client asked for (OpenAI response_format, Responses text.format, Gemini
+    responseJsonSchema: the Gemini CLI's model router) reaches Anthropic as structured output; a
+    bare JSON mode has no Anthropic equivalent and sends nothing."""
+    schema = {"type": "object", "properties": {
+        "model_choice": {"type": "string", "maxLength": 40},
+        "score": {"type": "integer", "minimum": 1, "maximum": 100},
+        "tags": {"type": "array", "minItems": 2, "items": {"type": "object", "properties": {
+            "name": {"type": "string"}}}}}, "required": ["model_choice"]}
+    req = simple(response_format={"type": "json_schema", "name": "route", "schema": schema})
+    assert encode(req)["output_config"] == {"format": {"type": "json_schema", "schema": {
+        "type": "object", "additionalProperties": False, "required": ["model_choice"],
+        "properties": {"model_choice": {"type": "string"}, "score": {"type": "integer"},
+                       "tags": {"type": "array", "items": {
+                           "type": "object", "additionalProperties": False,
+                           "properties": {"name": {"type": "string"}}}}}}}}
+    assert schema["properties"]["score"]["minimum"] == 1  # the client's schema is not changed
+    assert "output_config" not in encode(simple(response_format={"type": "json_object"}))
+    assert "output_config" not in encode(simple())

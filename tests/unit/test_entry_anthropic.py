@@ -390,3 +390,17 @@ def test_tool_reference_in_tool_result_and_deferred_flag():
     with pytest.raises(InvalidRequest) as info:
         decode_request(body, {})
     assert info.value.param == "tools.0.defer_loading"
+
+
+def test_output_config_format_is_structured_output_and_checked():
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+            "output_config": {"effort": "low", "format": {"type": "json_schema", "schema": schema}}}
+    req = decode_request(body, {})
+    assert req.response_format == {"type": "json_schema", "name": "response", "schema": schema}
+    assert req.reasoning.effort == "low"
+    for unusable in ({"type": "text"}, {"type": "json_schema", "schema": []}):
+        assert decode_request({**body, "output_config": {"format": unusable}},
+                              {}).response_format is None
+    with pytest.raises(InvalidRequest, match=r"output_config\.format: must be an object"):
+        decode_request({**body, "output_config": {"format": []}}, {})

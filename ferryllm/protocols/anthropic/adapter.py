@@ -238,6 +238,39 @@ def _message_for_new_version(msg: Any) -> Any:
     return msg
 
 
+def _output_format(fmt: dict | None) -> dict | None:
+    """IR structured output → `output_config.format` (Anthropic's structured outputs take a JSON
+    schema; a bare JSON mode has no equivalent and is left to the prompt)."""
+    if not fmt:
+        return None
+    schema = fmt.get("schema")
+    if fmt.get("type") == "json_schema" and isinstance(schema, dict):
+        return {"type": "json_schema", "schema": _closed_schema(schema)}
+    log.debug("structured output without a schema is not sent to an Anthropic provider")
+    return None
+
+
+# numeric and length constraints Anthropic's structured outputs reject (their SDKs drop them too)
+_UNSUPPORTED_CONSTRAINTS = frozenset(("minimum", "maximum", "exclusiveMinimum",
+                                      "exclusiveMaximum", "multipleOf", "minLength",
+                                      "maxLength", "maxItems"))
+
+
+def _closed_schema(schema: Any) -> Any:
+    """A copy in the subset Anthropic's structured outputs take: every object closed
+    (`additionalProperties: false`, which they require), unsupported constraints dropped."""
+    if isinstance(schema, list):
+        return [_closed_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _closed_schema(v) for k, v in schema.items() if k not in _UNSUPPORTED_CONSTRAINTS}
+    if isinstance(out.get("minItems"), int) and out["minItems"] > 1:
+        del out["minItems"]
+    if out.get("type") == "object" or "properties" in out:
+        out["additionalProperties"] = False
+    return out
+
+
 # ---------------------------------------------------------------- adapter
 
 
@@ -353,6 +386,9 @@ class AnthropicAdapter:
             body["metadata"] = {"user_id": req.user}
         if thinking is not None:
             body["thinking"] = thinking
+        output_format = _output_format(req.response_format)
+        if output_format is not None:
+            body["output_config"] = {"format": output_format}
         if req.stream:
             body["stream"] = True
         return body

@@ -299,6 +299,21 @@ def _reasoning(thinking: Any, output_config: Any) -> ir.Reasoning | None:
     return reasoning
 
 
+def _response_format(output_config: Any) -> dict | None:
+    """`output_config.format` (structured outputs: a JSON schema) → the IR's `response_format`."""
+    if output_config is None:
+        return None
+    fmt = _dict(output_config, "output_config").get("format")
+    if fmt is None:
+        return None
+    fmt = _dict(fmt, "output_config", "format")
+    schema = fmt.get("schema")
+    if fmt.get("type") != "json_schema" or not isinstance(schema, dict):
+        log.debug("ignored an output_config.format without a JSON schema")
+        return None
+    return {"type": "json_schema", "name": "response", "schema": schema}
+
+
 # ---------------------------------------------------------------- requests
 
 
@@ -369,6 +384,7 @@ def _decode_object(body: dict, headers: Mapping[str, str], need_max_tokens: bool
     if metadata is not None:
         req.user = _str(_dict(metadata, "metadata"), "user_id", "metadata", required=False)
     req.reasoning = _reasoning(body.get("thinking"), body.get("output_config"))
+    req.response_format = _response_format(body.get("output_config"))
     return req
 
 
