@@ -8,7 +8,8 @@ result; `toolsearch_loop` runs the function when the model calls it (`search`) a
 the found tools loaded. The search looks at names, descriptions and argument names and
 descriptions, like Anthropic's:
 
-- regex: Python `re.search` over that text, case-sensitive unless the pattern says `(?i)`;
+- regex: a Python regular expression searched in that text (the `regex` engine, with a time
+  limit: `REGEX_BUDGET_SECS` for the whole search), case-sensitive unless the pattern says `(?i)`;
   patterns longer than 200 characters or invalid are `invalid_tool_input`;
 - bm25: Okapi BM25 (k1 1.2, b 0.75) of the query's words over each tool's words.
 
@@ -18,12 +19,18 @@ from __future__ import annotations
 
 import math
 import re
+
+import regex
 from typing import Any, Iterable
 
 from . import ir
 
 MAX_RESULTS = 5
 MAX_PATTERN = 200
+# The pattern is the model's (and so, by prompt injection, anyone's): a catastrophic one must not
+# hold the event loop. The `regex` engine takes a time limit per match; the whole search gets
+# at most this many seconds, shared out over the tools it matches against.
+REGEX_BUDGET_SECS = 0.25
 _WORD = re.compile(r"[a-z0-9]+")
 _DESCRIPTIONS = {
     "regex": "Search the deferred tools (name, description, arguments) with a Python regular "
@@ -65,10 +72,14 @@ def search(kind: str, query: Any, tools: Iterable[ir.Tool]) -> tuple[list[str], 
         if len(query) > MAX_PATTERN:
             return [], "invalid_tool_input"
         try:
-            pattern = re.compile(query)
-        except (re.error, RecursionError, OverflowError):
+            pattern = regex.compile(query)
+        except (regex.error, RecursionError, OverflowError, ValueError):
             return [], "invalid_tool_input"
-        found = [t.name for t in deferred if pattern.search(_text(t))]
+        each = REGEX_BUDGET_SECS / max(1, len(deferred))
+        try:
+            found = [t.name for t in deferred if pattern.search(_text(t), timeout=each)]
+        except TimeoutError:
+            return [], "execution_time_exceeded"
         return found[:MAX_RESULTS], None
     return _bm25(query, deferred), None
 

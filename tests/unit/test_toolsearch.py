@@ -24,6 +24,13 @@ def test_regex_searches_names_descriptions_and_arguments_of_deferred_tools_only(
     assert toolsearch.search("regex", "crm_", TOOLS)[0] == [f"crm_{n}" for n in range(5)]
 
 
+def test_a_catastrophic_pattern_is_cut_off_not_left_to_hold_the_loop():
+    """(a|aa)+$ against a long run of "a"s backtracks exponentially: the search gives up within
+    its time budget and says so, as Anthropic's tool search does."""
+    slow = ir.Tool("slow", "a" * 40 + "!", {"type": "object"}, deferred=True)
+    assert toolsearch.search("regex", "(a|aa)+$", [slow]) == ([], "execution_time_exceeded")
+
+
 def test_regex_errors():
     assert toolsearch.search("regex", "(unclosed", TOOLS) == ([], "invalid_tool_input")
     assert toolsearch.search("regex", "a" * 201, TOOLS) == ([], "invalid_tool_input")
