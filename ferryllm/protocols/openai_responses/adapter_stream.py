@@ -146,11 +146,42 @@ class StreamDecoder:
     def feed(self, chunk: bytes) -> list[ir.StreamEvent]:
         out: list[ir.StreamEvent] = []
         try:
-            for event in self._parser.feed(chunk):
-                self._event(event.data, out)
+            for data in self._frames(chunk):
+                self._event(data, out)
         except GatewayError as err:
             err.events = out
             raise
+        return out
+
+    def _frames(self, chunk: bytes) -> list[bytes]:
+        """The data of the whole frames in `chunk`. OpenAI's frames are `event: <type>` +
+        `data: <one line>` + a blank line: when nothing is pending and the read has `\n` line
+        ends, they are cut at the blank lines and each one's data taken directly; a frame of any
+        other form (a comment, several data lines) and the unfinished end of the read go through
+        the generic parser, so the result never depends on how the bytes were cut."""
+        parser = self._parser
+        end = chunk.rfind(b"\n\n")
+        if end < 0 or 13 in chunk or not parser.idle() or chunk[:1] == b"\xef":
+            return [ev.data for ev in parser.feed(chunk)]
+        frames = chunk[:end].split(b"\n\n")
+        out: list[bytes] = []
+        for i, frame in enumerate(frames):
+            if frame[:7] == b"event: ":
+                at = frame.find(b"\ndata: ")
+                if at > 0 and 10 not in frame[at + 7:] and 10 not in frame[7:at]:
+                    out.append(frame[at + 7:])
+                    continue
+            elif frame[:6] == b"data: " and 10 not in frame:
+                out.append(frame[6:])
+                continue
+            elif not frame:
+                continue
+            rest = b"\n\n".join(frames[i:]) + chunk[end:]
+            out += [ev.data for ev in parser.feed(rest)]
+            return out
+        rest = chunk[end + 2:]
+        if rest:
+            out += [ev.data for ev in parser.feed(rest)]
         return out
 
     def close(self) -> list[ir.StreamEvent]:
