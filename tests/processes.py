@@ -54,7 +54,8 @@ async def serve_fixture():
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "ferryllm", "serve", *args, "--listen", f"127.0.0.1:{port}",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            env=None if env is None else {**os.environ, **env})
+            env=None if env is None else {**os.environ, **env},
+            start_new_session=True)  # its own process group: teardown reaches --workers' children
         served = Served(proc, f"http://127.0.0.1:{port}")
         started.append(served)
         async with aiohttp.ClientSession() as s:
@@ -73,8 +74,11 @@ async def serve_fixture():
 
     yield start
     for served in started:
+        try:  # the whole group: a supervisor killed alone would leave its workers serving
+            os.killpg(served.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         if served.proc.returncode is None:
-            served.proc.kill()
             await served.proc.wait()
 
 
