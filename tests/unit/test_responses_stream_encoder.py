@@ -91,7 +91,8 @@ def test_recorded_stream_follows_the_grammar(kind, name):
     assert final["usage"]["input_tokens_details"]["cached_tokens"] == u["cache_read_input_tokens"]
     assert final["usage"]["output_tokens"] == u["output_tokens"]
     assert final["usage"]["total_tokens"] == prompt + u["output_tokens"]
-    assert final["usage"]["output_tokens_details"] == {"reasoning_tokens": 0}
+    assert final["usage"]["output_tokens_details"] == {
+        "reasoning_tokens": u.get("thinking_tokens", 0)}
     cut = ("max_tokens", "refusal", "model_context_window_exceeded")
     status = "incomplete" if want.stop_reason in cut else "completed"
     assert final["status"] == status

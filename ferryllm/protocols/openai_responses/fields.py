@@ -49,7 +49,7 @@ def _n(value: Any) -> int:
 
 
 _USAGE = (b'{"input_tokens":%d,"input_tokens_details":{"cached_tokens":%d,"cache_write_tokens":%d},'
-          b'"output_tokens":%d,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":%d}')
+          b'"output_tokens":%d,"output_tokens_details":{"reasoning_tokens":%d},"total_tokens":%d}')
 
 
 def usage_json(usage: ir.Usage) -> bytes:
@@ -57,7 +57,7 @@ def usage_json(usage: ir.Usage) -> bytes:
     last event). `input_tokens` counts cache reads and writes too."""
     prompt = usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
     return _USAGE % (prompt, usage.cache_read_input_tokens, usage.cache_creation_input_tokens,
-                     usage.output_tokens, prompt + usage.output_tokens)
+                     usage.output_tokens, usage.thinking_tokens, prompt + usage.output_tokens)
 
 
 def usage_from_responses(raw: Any) -> ir.Usage:
@@ -68,9 +68,12 @@ def usage_from_responses(raw: Any) -> ir.Usage:
     cached = written = 0
     if details.__class__ is dict:
         cached, written = _n(details.get("cached_tokens")), _n(details.get("cache_write_tokens"))
+    out = raw.get("output_tokens_details")
+    thinking = _n(out.get("reasoning_tokens")) if out.__class__ is dict else 0
     return ir.Usage(input_tokens=max(_n(raw.get("input_tokens")) - cached - written, 0),
                     output_tokens=_n(raw.get("output_tokens")),
-                    cache_read_input_tokens=cached, cache_creation_input_tokens=written)
+                    cache_read_input_tokens=cached, cache_creation_input_tokens=written,
+                    thinking_tokens=thinking)
 
 
 # ---------------------------------------------------------------- encrypted_content
