@@ -32,6 +32,7 @@ import orjson
 from ... import USER_AGENT, ir
 from ...config import ProviderConfig
 from ...errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
+from ...jsonfields import arguments_json, tool_arguments
 from ...toolnames import ToolNames, shorten
 from .fields import (load_object, matched_stop, provider_error, split_think, stop_reason,
                             usage_from_openai)
@@ -60,12 +61,6 @@ def _user_id(user: str) -> str:
     if len(user) <= MAX_USER_LEN:
         return user
     return "user_" + hashlib.sha256(user.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def _arguments(value: dict) -> str:
-    if len(value) == 1 and value.get("_raw").__class__ is str:
-        return value["_raw"]  # invalid JSON the client sent, sent back as it was
-    return orjson.dumps(value).decode()
 
 
 def _image_url(block: ir.ImageBlock) -> dict:
@@ -206,7 +201,7 @@ class OpenAIAdapter:
                     texts.append(block.text)
             elif kind == "tool_use":
                 calls.append({"id": block.id, "type": "function", "function": {
-                    "name": shorten(block.name), "arguments": _arguments(block.input)}})
+                    "name": shorten(block.name), "arguments": arguments_json(block.input)}})
             elif kind == "thinking":
                 if self.provider.reasoning_history and not block.redacted and block.thinking:
                     thinking.append(block.thinking)
@@ -290,7 +285,7 @@ class OpenAIAdapter:
             fn = call.get("function") or {}
             content.append(ir.ToolUseBlock(
                 id=call.get("id") or f"call_{n}", name=names.to_client(fn.get("name") or ""),
-                input=_parse_arguments(fn.get("arguments"))))
+                input=tool_arguments(fn.get("arguments"))))
         stop_seq = matched_stop(choice, req.stop) if req.stop else None
         usage = data.get("usage")
         model = data.get("model")
@@ -339,20 +334,3 @@ def _function(tool: ir.Tool) -> dict:
         fn["description"] = tool.description
     fn["parameters"] = tool.input_schema or {"type": "object", "properties": {}}
     return fn
-
-
-def _parse_arguments(raw: Any) -> dict:
-    if raw is None or raw == "":
-        return {}
-    if raw.__class__ is dict:
-        return raw
-    if raw.__class__ is not str:
-        raise TypeError
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        value = None
-    if value.__class__ is dict:
-        return value
-    log.debug("tool call arguments from the provider are not a JSON object (%d chars)", len(raw))
-    return {"_raw": raw}

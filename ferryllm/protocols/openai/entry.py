@@ -36,6 +36,9 @@ import orjson
 
 from ... import ir
 from ...errors import GatewayError, InvalidRequest
+from ...jsonfields import (array as _list, arguments_json as _arguments_json, boolean as _bool,
+                          fail as _fail, integer as _int, number as _num, obj as _dict,
+                          string as _str, tool_arguments)
 
 log = logging.getLogger("ferryllm.translate")
 
@@ -57,61 +60,6 @@ ERROR_TYPES = {
     "api_error": "server_error",
 }
 _TOOL_CHOICES = {"auto": "auto", "none": "none", "required": "any"}
-
-
-# ---------------------------------------------------------------- validation helpers
-
-
-def _fail(param: str, what: str) -> InvalidRequest:
-    return InvalidRequest(f"{param}: {what}", param=param)
-
-
-def _str(value: Any, param: str, *, required: bool = False) -> str | None:
-    if value is None:
-        if required:
-            raise _fail(param, "is required")
-        return None
-    if not isinstance(value, str):
-        raise _fail(param, "must be a string")
-    return value
-
-
-def _int(value: Any, param: str, *, minimum: int = 0) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _fail(param, "must be an integer")
-    if value < minimum:
-        raise _fail(param, f"must be at least {minimum}")
-    return value
-
-
-def _num(value: Any, param: str) -> float | None:
-    if value is None:
-        return None
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise _fail(param, "must be a number")
-    return value
-
-
-def _bool(value: Any, param: str) -> bool | None:
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise _fail(param, "must be a boolean")
-    return value
-
-
-def _dict(value: Any, param: str) -> dict:
-    if not isinstance(value, dict):
-        raise _fail(param, "must be an object")
-    return value
-
-
-def _list(value: Any, param: str) -> list:
-    if not isinstance(value, list):
-        raise _fail(param, "must be an array")
-    return value
 
 
 # ---------------------------------------------------------------- content
@@ -156,20 +104,10 @@ def _content(content: Any, param: str, *, images: bool) -> list[ir.Block]:
 
 
 def _arguments(raw: Any, param: str) -> dict[str, Any]:
-    if raw is None or raw == "":
-        return {}
-    if isinstance(raw, dict):  # some clients send the object itself
-        return raw
-    if not isinstance(raw, str):
-        raise _fail(param, "must be a string")
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        value = None
-    if isinstance(value, dict):
-        return value
-    log.debug("tool call arguments are not a JSON object; kept raw (%d chars)", len(raw))
-    return {"_raw": raw}
+        return tool_arguments(raw)
+    except TypeError:
+        raise _fail(param, "must be a string") from None
 
 
 def _tool_calls(raw: Any, param: str) -> list[ir.ToolUseBlock]:
@@ -415,13 +353,6 @@ def encode_response(resp: ir.Response, display_model: str, created: int = 0) -> 
                      "finish_reason": finish_reason(resp.stop_reason)}],
         "usage": usage_dict(resp.usage),
     }
-
-
-def _arguments_json(value: dict) -> str:
-    """Tool input → the arguments string; an input kept raw (`{"_raw": s}`) goes back as `s`."""
-    if len(value) == 1 and isinstance(value.get("_raw"), str):
-        return value["_raw"]
-    return orjson.dumps(value).decode()
 
 
 def error_body(err: GatewayError) -> bytes:

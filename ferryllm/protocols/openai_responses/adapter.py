@@ -28,6 +28,7 @@ import orjson
 from ... import USER_AGENT, ir
 from ...config import ProviderConfig
 from ...errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
+from ...jsonfields import arguments_json
 from ...toolnames import ToolNames, shorten
 from .adapter_stream import StreamDecoder, item_blocks, provider_error
 from .fields import PROTOCOL, foreign_secret, usage_from_responses
@@ -201,7 +202,7 @@ class ResponsesAdapter:
                 else:
                     out.append({"type": "function_call", "call_id": block.id,
                                 "name": shorten(block.name),
-                                "arguments": _arguments(block.input)})
+                                "arguments": arguments_json(block.input)})
         flush()
 
     def _user(self, msg: ir.Message, out: list[dict], custom_calls: set[str]) -> None:
@@ -282,12 +283,6 @@ class ResponsesAdapter:
 
     def stream_decoder(self, req: ir.Request) -> StreamDecoder:
         return StreamDecoder(req, self.provider.name)
-
-
-def _arguments(value: dict) -> str:
-    if len(value) == 1 and value.get("_raw").__class__ is str:
-        return value["_raw"]
-    return orjson.dumps(value).decode()
 
 
 def _tool(tool: ir.Tool) -> dict:

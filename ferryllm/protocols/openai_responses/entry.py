@@ -20,7 +20,7 @@ import orjson
 
 from ... import ir
 from ...errors import GatewayError, InvalidRequest
-from .check import array, boolean, fail, integer, number, obj, string
+from ...jsonfields import array, boolean, fail, integer, number, obj, string
 from .fields import error_code
 from .items import decode_input
 from .tools import ClientTools, decode_tool_choice, decode_tools

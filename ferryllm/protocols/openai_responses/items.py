@@ -21,10 +21,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
-
 from ... import ir
-from .check import array, fail, obj, string
+from ...jsonfields import array, fail, obj, string, tool_arguments
 from .fields import thinking_from_secret
 from .tools import ClientTools, decode_tools, flat_name
 
@@ -78,20 +76,10 @@ def _parts(content: Any, param: str, *, images: bool = True) -> list:
 
 
 def _arguments(raw: Any, param: str) -> dict:
-    if raw is None or raw == "":
-        return {}
-    if raw.__class__ is dict:
-        return raw
-    if raw.__class__ is not str:
-        raise fail(param, "must be a string")
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        value = None
-    if value.__class__ is dict:
-        return value
-    log.debug("function_call arguments are not a JSON object; kept raw (%d chars)", len(raw))
-    return {"_raw": raw}
+        return tool_arguments(raw)
+    except TypeError:
+        raise fail(param, "must be a string") from None
 
 
 def _output(raw: Any, param: str) -> list:

@@ -17,6 +17,7 @@ import uuid
 import orjson
 
 from ... import ir
+from ...jsonfields import arguments_json
 from .fields import secret_for, usage_json
 from .tools import ClientTool
 
@@ -47,12 +48,6 @@ def custom_input(args: dict) -> str:
         (value,) = args.values()
         if value.__class__ is str:
             return value
-    return orjson.dumps(args).decode()
-
-
-def arguments_json(args: dict) -> str:
-    if len(args) == 1 and args.get("_raw").__class__ is str:
-        return args["_raw"]
     return orjson.dumps(args).decode()
 
 

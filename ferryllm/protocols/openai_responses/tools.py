@@ -20,7 +20,7 @@ from typing import Any
 
 from ... import ir
 from ...toolnames import shorten
-from .check import array, fail, obj, string
+from ...jsonfields import array, fail, obj, string
 
 log = logging.getLogger("ferryllm.translate")
 
