@@ -15,6 +15,7 @@ import orjson
 
 from ... import ir
 from ...errors import GatewayError, InvalidRequest
+from ...jsonfields import Bad as _Bad, array_at as _list, number_at as _number, obj_at as _dict
 
 log = logging.getLogger("ferryllm.translate")
 
@@ -25,23 +26,6 @@ TOOL_SEARCH_PREFIX = "tool_search_tool_"  # tool_search_tool_regex_20251119, …
 
 
 # ---------------------------------------------------------------- small validators
-
-
-class _Bad(Exception):
-    """A field that fails validation, below `_decode`: the reason and the path to the field,
-    completed on the way out (`at`) and turned into one `InvalidRequest` at the top. A valid
-    request never formats a param string (Claude Code sends hundreds of blocks a turn)."""
-
-    def __init__(self, reason: str, *path: str | int) -> None:
-        self.reason, self.path = reason, path
-
-    def at(self, *outer: str | int) -> _Bad:
-        self.path = (*outer, *self.path)
-        return self
-
-    def invalid(self) -> InvalidRequest:
-        param = ".".join(map(str, self.path))
-        return InvalidRequest(f"{param}: {self.reason}", param=param)
 
 
 def _str(obj: dict, key: str, *where: str | int, required: bool = True) -> str | None:
@@ -58,24 +42,6 @@ def _str(obj: dict, key: str, *where: str | int, required: bool = True) -> str |
 def _int(value: Any, *path: str | int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Bad("must be an integer", *path)
-    return value
-
-
-def _number(value: Any, *path: str | int) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _Bad("must be a number", *path)
-    return value
-
-
-def _dict(value: Any, *path: str | int) -> dict:
-    if not isinstance(value, dict):
-        raise _Bad("must be an object", *path)
-    return value
-
-
-def _list(value: Any, *path: str | int) -> list:
-    if not isinstance(value, list):
-        raise _Bad("must be an array", *path)
     return value
 
 
@@ -338,7 +304,7 @@ def _decode(body: Any, headers: Mapping[str, str], *, need_max_tokens: bool) -> 
     try:
         return _decode_object(body, headers, need_max_tokens)
     except _Bad as bad:
-        raise bad.invalid() from None
+        raise bad.dotted() from None
 
 
 def _decode_object(body: dict, headers: Mapping[str, str], need_max_tokens: bool) -> ir.Request:

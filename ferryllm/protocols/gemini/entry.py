@@ -21,6 +21,7 @@ import orjson
 
 from ... import ir
 from ...errors import GatewayError, InvalidRequest
+from ...jsonfields import Bad as _Bad, array_at as _list, number_at as _number, obj_at as _dict
 from .fields import (DUMMY_SIGNATURES, PROTOCOL, PendingSignatures, error_object, finish_reason,
                      get, lower_types, open_envelope,
                      openapi_to_json_schema, signed, usage_metadata)
@@ -53,36 +54,6 @@ def include_thoughts(req: ir.Request | None) -> bool:
     return ctx.include_thoughts if isinstance(ctx, Context) else True
 
 
-class _Bad(Exception):
-    """A field that fails validation: the reason and the path to the field, completed on the
-    way out and turned into one `InvalidRequest` at the top."""
-
-    def __init__(self, reason: str, *path: str | int) -> None:
-        self.reason, self.path = reason, path
-
-    def at(self, *outer: str | int) -> _Bad:
-        self.path = (*outer, *self.path)
-        return self
-
-    def invalid(self) -> InvalidRequest:
-        param = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in self.path)
-        param = param.removeprefix(".")
-        return InvalidRequest(f"{param}: {self.reason}" if param else self.reason,
-                              param=param or None)
-
-
-def _dict(value: Any, *path: str | int) -> dict:
-    if not isinstance(value, dict):
-        raise _Bad("must be an object", *path)
-    return value
-
-
-def _list(value: Any, *path: str | int) -> list:
-    if not isinstance(value, list):
-        raise _Bad("must be an array", *path)
-    return value
-
-
 def _str(value: Any, *path: str | int) -> str:
     if not isinstance(value, str):
         raise _Bad("must be a string", *path)
@@ -94,12 +65,6 @@ def _int(value: Any, *path: str | int) -> int:
         value = int(value)  # protobuf JSON writes int64 as a string
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Bad("must be an integer", *path)
-    return value
-
-
-def _number(value: Any, *path: str | int) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _Bad("must be a number", *path)
     return value
 
 
@@ -450,7 +415,7 @@ def decode(body: Any, model: str, *, stream: bool) -> ir.Request:
                          native_protocol=PROTOCOL, native=body, entry_context=Context())
         _generation(req, get(body, "generationConfig"))
     except _Bad as bad:
-        raise bad.invalid() from None
+        raise bad.indexed() from None
     return req
 
 
