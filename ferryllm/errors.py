@@ -3,6 +3,8 @@ as an HTTP error body before the first byte, in-band after. Messages never carry
 keys. `kind` is the Anthropic `error.type`; the OpenAI entry maps it to its own `type`."""
 from __future__ import annotations
 
+from typing import Mapping
+
 
 class GatewayError(Exception):
     status = 500
@@ -119,6 +121,15 @@ def parse_retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return secs if secs >= 0 else None
+
+
+def retry_after_header(headers: Mapping[str, str], name: str = "retry-after") -> float | None:
+    """A provider's `retry-after` (or `retry-after-ms`, by `name`) header as a number, whatever
+    the spelling of its name (`headers` may be a plain dict)."""
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name), None)
+    return parse_retry_after(value)
 
 
 def from_upstream(status: int, message: str, *, provider: str,

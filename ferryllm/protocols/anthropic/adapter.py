@@ -26,7 +26,7 @@ import orjson
 
 from ... import USER_AGENT, ir
 from ...config import ProviderConfig
-from ...errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
+from ...errors import GatewayError, UpstreamProtocolError, from_upstream, retry_after_header
 from .adapter_stream import StreamDecoder, usage_into
 
 log = logging.getLogger("ferryllm.translate")
@@ -436,11 +436,8 @@ class AnthropicAdapter:
                 message = ""
         except (orjson.JSONDecodeError, KeyError, TypeError):
             message = body[:500].decode("utf-8", "replace").strip() if body else ""
-        retry_after = headers.get("retry-after")
-        if retry_after is None:
-            retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
         return from_upstream(status, message, provider=self.provider.name,
-                             retry_after=parse_retry_after(retry_after))
+                             retry_after=retry_after_header(headers))
 
     def stream_decoder(self, req: ir.Request) -> StreamDecoder:
         return StreamDecoder(provider=self.provider.name)

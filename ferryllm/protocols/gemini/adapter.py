@@ -31,7 +31,7 @@ import orjson
 
 from ... import USER_AGENT, ir
 from ...config import ProviderConfig
-from ...errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
+from ...errors import GatewayError, UpstreamProtocolError, from_upstream, retry_after_header
 from ...toolnames import ToolNames, shorten
 from .adapter_stream import Parts, StreamDecoder, call_id_prefix, candidate_error
 from .fields import (PROTOCOL, RETRY_REASONS, SKIP_SIGNATURE, STATUS_CODES, STOP_REASONS, get,
@@ -335,11 +335,8 @@ class GeminiAdapter:
                 status = STATUS_CODES.get(error.get("status"), 500)
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError):
             message = body[:500].decode("utf-8", "replace").strip() if body else ""
-        retry_after = headers.get("retry-after")
-        if retry_after is None:
-            retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
         return from_upstream(status, message, provider=self.provider.name,
-                             retry_after=parse_retry_after(retry_after))
+                             retry_after=retry_after_header(headers))
 
     def stream_decoder(self, req: ir.Request) -> StreamDecoder:
         return StreamDecoder(req, self.provider.name)

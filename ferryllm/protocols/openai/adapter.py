@@ -31,7 +31,7 @@ import orjson
 
 from ... import USER_AGENT, ir
 from ...config import ProviderConfig
-from ...errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
+from ...errors import GatewayError, UpstreamProtocolError, from_upstream, retry_after_header
 from ...jsonfields import arguments_json, tool_arguments
 from ...toolnames import ToolNames, shorten
 from .fields import (load_object, matched_stop, provider_error, split_think, stop_reason,
@@ -314,14 +314,11 @@ class OpenAIAdapter:
                 message = data["detail"]
         if not message:
             message = body[:500].decode("utf-8", "replace")
-        retry_after = None
-        ms = headers.get("retry-after-ms") or headers.get("Retry-After-Ms")
-        if ms:
-            retry_after = parse_retry_after(ms)
-            retry_after = retry_after / 1000 if retry_after is not None else None
-        if retry_after is None:
-            retry_after = parse_retry_after(headers.get("retry-after")
-                                            or headers.get("Retry-After"))
+        retry_after = retry_after_header(headers, "retry-after-ms")
+        if retry_after is not None:
+            retry_after /= 1000
+        else:
+            retry_after = retry_after_header(headers)
         return from_upstream(status, message, provider=self.provider.name, retry_after=retry_after)
 
     def stream_decoder(self, req: ir.Request) -> StreamDecoder:

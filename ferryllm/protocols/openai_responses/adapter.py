@@ -27,7 +27,7 @@ import orjson
 
 from ... import USER_AGENT, ir
 from ...config import ProviderConfig
-from ...errors import GatewayError, UpstreamProtocolError, from_upstream, parse_retry_after
+from ...errors import GatewayError, UpstreamProtocolError, from_upstream, retry_after_header
 from ...jsonfields import arguments_json
 from ...toolnames import ToolNames, shorten
 from .adapter_stream import StreamDecoder, item_blocks, provider_error
@@ -273,10 +273,8 @@ class ResponsesAdapter:
             code = err.get("code") if err.get("code").__class__ is str else None
         if not message:
             message = body[:500].decode("utf-8", "replace")
-        retry_after = parse_retry_after(headers.get("retry-after")
-                                        or headers.get("Retry-After"))
         out = from_upstream(status, message, provider=self.provider.name,
-                            retry_after=retry_after)
+                            retry_after=retry_after_header(headers))
         if code and status not in (401, 403):
             out.code = code
         return out
