@@ -7,7 +7,8 @@ import each other). Two styles, one per way an entry carries the field's name:
   on the way out (`Bad.at`) and rendered once at the top (`dotted` or `indexed`): a valid
   request never formats a param string.
 
-Also the `{"_raw": s}` convention for tool arguments that are not a JSON object.
+Also images given by URL (data URLs split once for entries and adapters) and the `{"_raw": s}`
+convention for tool arguments that are not a JSON object.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from . import ir
 from .errors import InvalidRequest
 
 log = logging.getLogger("ferryllm.translate")
@@ -118,6 +120,29 @@ def number_at(value: Any, *path: str | int) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise Bad("must be a number", *path)
     return value
+
+
+# ---------------------------------------------------------------- images by URL
+
+
+def split_data_url(url: str) -> tuple[str, str] | None:
+    """`data:<media type>;base64,<data>` → (media type, data), either possibly empty; None for
+    any other URL (a data URL in another encoding too)."""
+    if not url.startswith("data:"):
+        return None
+    head, sep, data = url[5:].partition(",")
+    media_type, _, encoding = head.partition(";")
+    return (media_type, data) if sep and encoding == "base64" else None
+
+
+def image_from_url(url: str, param: str) -> ir.ImageBlock:
+    """A client's image URL → an image: inline data for a base64 data URL, else the URL."""
+    if not url.startswith("data:"):
+        return ir.ImageBlock(url=url)
+    parts = split_data_url(url)
+    if parts is None or not parts[0] or not parts[1]:
+        raise fail(param, "data URLs must be data:<media type>;base64,<data>")
+    return ir.ImageBlock(media_type=parts[0], data=parts[1])
 
 
 # ---------------------------------------------------------------- tool arguments

@@ -27,6 +27,7 @@ import orjson
 from ... import USER_AGENT, ir
 from ...config import ProviderConfig
 from ...errors import GatewayError, UpstreamProtocolError, from_upstream, retry_after_header
+from ...jsonfields import split_data_url
 from .adapter_stream import StreamDecoder, usage_into
 
 log = logging.getLogger("ferryllm.translate")
@@ -116,12 +117,11 @@ def _image(block: ir.ImageBlock) -> dict | None:
                                             "data": block.data}}
     url = block.url or ""
     if url.startswith("data:"):
-        head, sep, data = url[5:].partition(",")
-        media_type, _, encoding = head.partition(";")
-        if sep and encoding == "base64":
+        parts = split_data_url(url)
+        if parts is not None:
             return {"type": "image", "source": {"type": "base64",
-                                                "media_type": media_type or "image/png",
-                                                "data": data}}
+                                                "media_type": parts[0] or "image/png",
+                                                "data": parts[1]}}
         log.debug("dropped image with a non-base64 data URL")
         return None
     if url:

@@ -32,6 +32,7 @@ import orjson
 from ... import USER_AGENT, ir
 from ...config import ProviderConfig
 from ...errors import GatewayError, UpstreamProtocolError, from_upstream, retry_after_header
+from ...jsonfields import split_data_url
 from ...toolnames import ToolNames, shorten
 from .adapter_stream import Parts, StreamDecoder, call_id_prefix, candidate_error
 from .fields import (PROTOCOL, RETRY_REASONS, SKIP_SIGNATURE, STATUS_CODES, STOP_REASONS, get,
@@ -80,12 +81,9 @@ def thinking_config(reasoning: ir.Reasoning | None, model: str) -> dict | None:
 def _image(block: ir.ImageBlock) -> dict | None:
     if block.data is not None:
         return {"inlineData": {"mimeType": block.media_type or "image/png", "data": block.data}}
-    url = block.url or ""
-    if url.startswith("data:"):
-        head, sep, data = url[5:].partition(",")
-        media_type, _, encoding = head.partition(";")
-        if sep and encoding == "base64":
-            return {"inlineData": {"mimeType": media_type or "image/png", "data": data}}
+    parts = split_data_url(block.url or "")
+    if parts is not None:
+        return {"inlineData": {"mimeType": parts[0] or "image/png", "data": parts[1]}}
     log.debug("dropped an image given by URL (Gemini takes inline data)")
     return None
 

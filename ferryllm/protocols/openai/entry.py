@@ -38,7 +38,7 @@ from ... import ir
 from ...errors import GatewayError, InvalidRequest
 from ...jsonfields import (array as _list, arguments_json as _arguments_json, boolean as _bool,
                           fail as _fail, integer as _int, number as _num, obj as _dict,
-                          string as _str, tool_arguments)
+                          image_from_url, string as _str, tool_arguments)
 
 log = logging.getLogger("ferryllm.translate")
 
@@ -69,13 +69,7 @@ def _image(part: dict, param: str) -> ir.ImageBlock:
     raw = part.get("image_url")
     url = raw if isinstance(raw, str) else _str(_dict(raw, f"{param}.image_url").get("url"),
                                                 f"{param}.image_url.url", required=True)
-    if not url.startswith("data:"):
-        return ir.ImageBlock(url=url)
-    header, sep, data = url[5:].partition(",")
-    media_type, _, encoding = header.partition(";")
-    if not sep or encoding != "base64" or not media_type or not data:
-        raise _fail(f"{param}.image_url.url", "data URLs must be data:<media type>;base64,<data>")
-    return ir.ImageBlock(media_type=media_type, data=data)
+    return image_from_url(url, f"{param}.image_url.url")
 
 
 def _content(content: Any, param: str, *, images: bool) -> list[ir.Block]:

@@ -22,7 +22,7 @@ import logging
 from typing import Any
 
 from ... import ir
-from ...jsonfields import array, fail, obj, string, tool_arguments
+from ...jsonfields import array, fail, image_from_url, obj, string, tool_arguments
 from .fields import thinking_from_secret
 from .tools import ClientTools, decode_tools, flat_name
 
@@ -39,14 +39,7 @@ def _image(part: dict, param: str) -> ir.ImageBlock | None:
     if url is None:
         log.debug("dropped an input_image without image_url (file_id is not supported)")
         return None
-    url = string(url, f"{param}.image_url")
-    if not url.startswith("data:"):
-        return ir.ImageBlock(url=url)
-    head, sep, data = url[5:].partition(",")
-    media_type, _, encoding = head.partition(";")
-    if not sep or encoding != "base64" or not media_type or not data:
-        raise fail(f"{param}.image_url", "data URLs must be data:<media type>;base64,<data>")
-    return ir.ImageBlock(media_type=media_type, data=data)
+    return image_from_url(string(url, f"{param}.image_url"), f"{param}.image_url")
 
 
 def _parts(content: Any, param: str, *, images: bool = True) -> list:
