@@ -7,7 +7,7 @@ from ferryllm import protocols
 
 PKG = pathlib.Path(__file__).resolve().parents[2] / "ferryllm"
 SANS_IO = ["ir.py", "errors.py", "sse.py", "config.py", "config_values.py", "router.py", "policy.py", "limits.py", "budgets.py",
-           "breaker.py", "config_shared.py", "shared_scripts.py", "auth.py", "tokens.py", "toolnames.py", "schema.py", "protocols"]
+           "breaker.py", "config_shared.py", "shared_scripts.py", "auth.py", "tokens.py", "toolnames.py", "schema.py", "jsonfields.py", "protocols"]
 
 
 def imports(path: pathlib.Path) -> set[str]:
