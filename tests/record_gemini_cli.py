@@ -5,7 +5,7 @@ Runs the pinned CLI (tests/gemini_cli.py) against the Gemini mock (tests/mock_ge
 `tests/fixtures/gemini_cli/<scenario>.json`: method, path, query, headers (the key replaced by
 `<redacted>`, `content-length` dropped) and the parsed body, with the run's temporary paths
 replaced by `/tmp/gemini-cli/...`. `cli_plan` is the model of these scenarios for every
-provider protocol (tests/model_mocks.py).
+provider protocol (tests/model_mock.py).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from aiohttp import web
 
 from tests.gemini_cli import gemini_command, run_gemini
 from tests.mock_gemini import GeminiMock, Turn, calls, snake_get, text
-from tests.model_mocks import Call, Facts, Say
+from tests.model_mock import Call, Say, View
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gemini_cli"
 COMMAND = "echo ferry-boat | tr a-z A-Z"  # prints FERRY-BOAT: proof that a shell ran it
@@ -30,22 +30,22 @@ PLAIN_ANSWER = "Hello from the ferry mock: the crossing is calm."
 SECRET_HEADERS = ("x-goog-api-key", "authorization")
 
 
-def cli_plan(facts: Facts) -> Say | list[Call]:
+def cli_plan(view: View) -> Say | Call:
     """The model of the shell scenarios, for any provider protocol: calls run_shell_command once
     (or twice in parallel) when the prompt asks and no result came back yet, then reports the
     results; a plain answer otherwise; JSON of the asked schema for the CLI's router (model
     `auto` scores each prompt with a structured-output call first)."""
-    if facts.json_schema is not None:
+    if view.json_schema is not None:
         return Say(json.dumps({"complexity_reasoning": "a greeting", "complexity_score": 5}))
-    if facts.results:
-        outputs = " and ".join(r.strip() for r in facts.results)
+    if view.latest:
+        outputs = " and ".join(r.strip() for r in view.latest)
         return Say(f"The commands printed {outputs}; the ferry has arrived.")
-    if "run_shell_command" in facts.tools and ASK_TWO in facts.user_text:
-        return [Call("run_shell_command", {"command": COMMAND, "description": "Shout"}),
-                Call("run_shell_command", {"command": SECOND, "description": "Reverse"})]
-    if "run_shell_command" in facts.tools and ASK_ONE in facts.user_text:
-        return [Call("run_shell_command", {"command": COMMAND,
-                                           "description": "Print the ferry greeting"})]
+    if "run_shell_command" in view.tools and ASK_TWO in view.user_text:
+        return Call(("run_shell_command", {"command": COMMAND, "description": "Shout"}),
+                    ("run_shell_command", {"command": SECOND, "description": "Reverse"}))
+    if "run_shell_command" in view.tools and ASK_ONE in view.user_text:
+        return Call(("run_shell_command", {"command": COMMAND,
+                                           "description": "Print the ferry greeting"}))
     return Say(PLAIN_ANSWER)
 
 
@@ -58,15 +58,15 @@ def shell_plan(body: dict, model: str) -> Turn:
                if snake_get(p, "functionResponse")]
     user = [p.get("text", "") for c in contents if c.get("role", "user") == "user"
             for p in c.get("parts", [])]
-    tools = {d.get("name") for t in snake_get(body, "tools") or []
+    tools = {d.get("name"): {} for t in snake_get(body, "tools") or []
              for d in snake_get(t, "functionDeclarations") or []}
-    decision = cli_plan(Facts(json.dumps(user), [str(r.get("response", {}).get("output", ""))
-                                                 for r in results], tools, schema))
+    decision = cli_plan(View(body, tools, user_text="\n".join(user), json_schema=schema, latest=[
+        str(r.get("response", {}).get("output", "")) for r in results]))
     if schema is not None:
         return text(decision.text)
     if isinstance(decision, Say):
         return text(decision.text, thought="Time to answer.")
-    return calls(*[(c.name, c.args) for c in decision], thought="The user wants commands run.")
+    return calls(*decision.calls, thought="The user wants commands run.")
 
 
 # a 1x1 PNG: an @-referenced image goes as inlineData and makes the CLI call countTokens

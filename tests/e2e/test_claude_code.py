@@ -5,8 +5,9 @@ The CLI (`tests/claude_code.py` installs the pinned npm release) runs as a subpr
 `ANTHROPIC_BASE_URL` pointing at a gateway served in this test's event loop (so the CLI is
 driven with `asyncio.create_subprocess_exec`, never a blocking `subprocess.run`).
 
-The mock answers like a real model: with a Bash tool call when the prompt asks for the command
-and no tool result has come back yet, and with text otherwise. It records every request body,
+The mock (`tests/model_mock.py`, `ferry_plan`) answers like a real model: with a Bash tool call
+when the prompt asks for the command and no tool result has come back yet, and with text
+otherwise. It records every request body,
 so the test can check what reached the provider: the tool result, a byte-identical prefix
 between consecutive turns (billing header stripped), `max_tokens` capped, no Anthropic-only
 fields, schemas cleaned.
@@ -16,16 +17,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
-from aiohttp import web
 
 from tests.claude_code import ClaudeCodeUnavailable, claude_command
 from tests.conftest import make_config
+from tests.model_mock import Call, ModelMock, Say, View
 
 pytestmark = pytest.mark.claude_code
 
@@ -49,91 +49,17 @@ def claude() -> list[str]:
         pytest.fail(str(exc), pytrace=False)
 
 
-# ---------------------------------------------------------------- the mock provider
+# ---------------------------------------------------------------- the model
 
 
-def _chunk(delta: dict, finish: str | None = None) -> bytes:
-    return b"data: " + orjson.dumps({
-        "id": "chatcmpl-ferry", "object": "chat.completion.chunk", "created": 1700000000,
-        "model": BACKEND_MODEL,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + b"\n\n"
-
-
-def _usage(prompt: int, completion: int) -> bytes:
-    return b"data: " + orjson.dumps({
-        "id": "chatcmpl-ferry", "object": "chat.completion.chunk", "created": 1700000000,
-        "model": BACKEND_MODEL, "choices": [],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                  "total_tokens": prompt + completion,
-                  "prompt_tokens_details": {"cached_tokens": 0}}}) + b"\n\n"
-
-
-def text_stream(text: str) -> list[bytes]:
-    words = text.split(" ")
-    pieces = [w + " " for w in words[:-1]] + [words[-1]]
-    return ([_chunk({"role": "assistant", "content": ""})]
-            + [_chunk({"content": p}) for p in pieces]
-            + [_chunk({}, "stop"), _usage(1200, len(pieces)), b"data: [DONE]\n\n"])
-
-
-def tool_stream(name: str, arguments: dict) -> list[bytes]:
-    args = orjson.dumps(arguments).decode()
-    call_id = "call_" + uuid.uuid4().hex[:24]
-    cut = len(args) // 2
-    return [
-        _chunk({"role": "assistant", "content": None, "tool_calls": [{
-            "index": 0, "id": call_id, "type": "function",
-            "function": {"name": name, "arguments": ""}}]}),
-        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[:cut]}}]}),
-        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[cut:]}}]}),
-        _chunk({}, "tool_calls"), _usage(1500, 30), b"data: [DONE]\n\n"]
-
-
-class ModelMock:
-    """An OpenAI-compatible Chat Completions server that behaves like a model."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        self.paths: list[str] = []
-
-    @property
-    def requests(self) -> list[dict]:
-        return [orjson.loads(b) for b in self.bodies]
-
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        return app
-
-    def plan(self, body: dict) -> list[bytes]:
-        messages = body.get("messages") or []
-        last = messages[-1] if messages else {}
-        if last.get("role") == "tool":
-            return text_stream(f"The command printed {last.get('content', '').strip()} and "
-                               "the ferry has arrived.")
-        asked = ASK_FOR_TOOL in orjson.dumps(messages).decode()
-        tools = {(t.get("function") or {}).get("name") for t in body.get("tools") or []}
-        if asked and "Bash" in tools:
-            return tool_stream("Bash", {"command": COMMAND, "description": "Print a greeting"})
-        return text_stream(PLAIN_ANSWER)
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        self.paths.append(request.path)
-        if request.method != "POST" or request.path != "/v1/chat/completions":
-            return web.json_response({"error": {"message": "not found"}}, status=404)
-        self.bodies.append(raw)
-        body = orjson.loads(raw)
-        chunks = self.plan(body)
-        if not body.get("stream"):
-            return web.json_response({"error": {"message": "the mock only streams"}}, status=400)
-        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        await resp.prepare(request)
-        for chunk in chunks:
-            await resp.write(chunk)
-            await asyncio.sleep(0.005)
-        await resp.write_eof()
-        return resp
+def ferry_plan(view: View) -> Say | Call:
+    """A Bash call when the prompt asks for the command and no result came back yet, then what
+    it printed; a plain answer otherwise."""
+    if view.latest:
+        return Say(f"The command printed {view.latest[-1].strip()} and the ferry has arrived.")
+    if ASK_FOR_TOOL in view.user_text and "Bash" in view.tools:
+        return Call(("Bash", {"command": COMMAND, "description": "Print a greeting"}))
+    return Say(PLAIN_ANSWER)
 
 
 # ---------------------------------------------------------------- running the CLI
@@ -180,7 +106,8 @@ async def start(gateway, provider, mock: ModelMock) -> str:
 
 def check_upstream_hygiene(mock: ModelMock) -> None:
     assert mock.bodies, "the provider received no request"
-    for raw, body in zip(mock.bodies, mock.requests):
+    assert not mock.rejected, f"the provider rejected ferryllm's requests: {mock.rejected}"
+    for raw, body in zip(mock.raw, mock.bodies):
         found = [f.decode() for f in FORBIDDEN if f in raw]
         assert not found, f"Anthropic-only content reached the OpenAI provider: {found}"
         assert body["model"] == BACKEND_MODEL
@@ -193,19 +120,19 @@ def check_upstream_hygiene(mock: ModelMock) -> None:
 
 
 async def test_plain_answer(claude, gateway, provider, tmp_path):
-    mock = ModelMock()
+    mock = ModelMock("openai", ferry_plan)
     base = await start(gateway, provider, mock)
     code, out, err = await run_claude(claude, base, "Say hello to the ferry passengers.", tmp_path)
     assert code == 0, f"claude exited {code}\nstdout: {out[-2000:]}\nstderr: {err[-2000:]}"
     assert PLAIN_ANSWER in out
     check_upstream_hygiene(mock)
-    main = [b for b in mock.requests if b.get("tools")]
+    main = [b for b in mock.bodies if b.get("tools")]
     assert main, "Claude Code's main request (with its tools) never reached the provider"
     assert main[0]["max_tokens"] == CAP  # Claude Code asks for 64000+; the provider's cap wins
 
 
 async def test_tool_round_trip(claude, gateway, provider, tmp_path):
-    mock = ModelMock()
+    mock = ModelMock("openai", ferry_plan)
     base = await start(gateway, provider, mock)
     code, out, err = await run_claude(
         claude, base, f"{ASK_FOR_TOOL}: run the greeting command with Bash and tell me what it "
@@ -215,7 +142,7 @@ async def test_tool_round_trip(claude, gateway, provider, tmp_path):
     check_upstream_hygiene(mock)
 
     # the tool call reached Claude Code, it ran Bash and sent the result back
-    turns = [(raw, body) for raw, body in zip(mock.bodies, mock.requests) if body.get("tools")]
+    turns = [(raw, body) for raw, body in zip(mock.raw, mock.bodies) if body.get("tools")]
     assert len(turns) >= 2, f"expected a tool turn and a follow-up, got {len(turns)}"
     (raw1, first), (raw2, second) = turns[-2], turns[-1]
     calls = [m for m in second["messages"] if m["role"] == "assistant" and m.get("tool_calls")]

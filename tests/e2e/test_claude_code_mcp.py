@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
 from pathlib import Path
+from typing import Callable
 
-import orjson
 import pytest
-from aiohttp import web
 
-from tests.e2e.test_claude_code import (BACKEND_MODEL, ModelMock, check_upstream_hygiene,
-                                        run_claude, start, text_stream, tool_stream)
-from tests.mcp_server import BERTH_ANSWER, SERVER_NAME, TARGET_TOOL, TOOL_COUNT
 from tests.conftest import make_config
+from tests.e2e.test_claude_code import check_upstream_hygiene, run_claude, start
+from tests.mcp_server import BERTH_ANSWER, SERVER_NAME, TARGET_TOOL, TOOL_COUNT
+from tests.model_mock import Call, ModelMock, Say, View
 
 pytestmark = pytest.mark.claude_code
 
@@ -52,39 +50,43 @@ def mcp_calls(tmp: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-# ---------------------------------------------------------------- OpenAI-compatible mock
+# ---------------------------------------------------------------- the model
 
 
-class SearchingModel(ModelMock):
-    """Searches for the MCP tool, calls it once its schema is among the tools, answers with
-    its output."""
+def searching_plan(loaded: Callable[[View], bool]):
+    """Searches for the MCP tool, calls it once `loaded(view)` says the search made it
+    callable, answers with its output."""
+    def plan(view: View) -> Say | Call:
+        if view.latest:
+            if BERTH_ANSWER in view.latest[-1]:
+                return Say(f"The Nordlys is moored at {BERTH_ANSWER} says the harbour.")
+            if loaded(view):
+                return Call((MCP_TOOL, {"ferry": "Nordlys"}))
+            return Say("The tool search gave me nothing I can call.")
+        if "FIND-THE-BERTH" in view.user_text and "ToolSearch" in view.tools:
+            return Call(("ToolSearch", SEARCH))
+        return Say("Nothing to do.")
+    return plan
 
-    def plan(self, body: dict) -> list[bytes]:
-        # a fresh completion id per answer, as real providers give: Claude Code merges the
-        # answers that share one into one assistant message
-        fresh = b'"id":"chatcmpl-' + uuid.uuid4().hex[:20].encode() + b'"'
-        return [c.replace(b'"id":"chatcmpl-ferry"', fresh) for c in self._plan(body)]
 
-    def _plan(self, body: dict) -> list[bytes]:
-        messages = body.get("messages") or []
-        tools = {(t.get("function") or {}).get("name") for t in body.get("tools") or []}
-        last = messages[-1] if messages else {}
-        if last.get("role") == "tool" or (last.get("role") == "user" and len(messages) > 1
-                                          and messages[-2].get("role") == "tool"):
-            results = [m for m in messages if m.get("role") == "tool"]
-            latest = str(results[-1].get("content")) if results else ""
-            if BERTH_ANSWER in latest:
-                return text_stream(f"The Nordlys is moored at {BERTH_ANSWER} says the harbour.")
-            if "<functions>" in latest and MCP_TOOL in tools:
-                return tool_stream(MCP_TOOL, {"ferry": "Nordlys"})
-            return text_stream("The tool search gave me nothing I can call.")
-        if "FIND-THE-BERTH" in orjson.dumps(messages).decode() and "ToolSearch" in tools:
-            return tool_stream("ToolSearch", SEARCH)
-        return text_stream("Nothing to do.")
+def schema_arrived(view: View) -> bool:
+    """OpenAI-compatible: the search's result carries the definition, the tool is declared."""
+    return "<functions>" in view.latest[-1] and MCP_TOOL in view.tools
+
+
+def reference_kept(view: View) -> bool:
+    """Anthropic loads deferred tools itself: the result references the tool, which is declared
+    with `defer_loading`."""
+    last = view.body["messages"][-1]["content"]
+    refs = [p.get("tool_name") for b in (last if isinstance(last, list) else ()) if b.get("type") == "tool_result"
+            and isinstance(b.get("content"), list) for p in b["content"]
+            if isinstance(p, dict) and p.get("type") == "tool_reference"]
+    tool = next((t for t in view.body.get("tools") or () if t.get("name") == MCP_TOOL), {})
+    return MCP_TOOL in refs and tool.get("defer_loading") is True
 
 
 async def test_mcp_tool_found_by_tool_search_on_openai_backend(claude, gateway, provider, tmp_path):
-    mock = SearchingModel()
+    mock = ModelMock("openai", searching_plan(schema_arrived))
     base = await start(gateway, provider, mock)
     args, env = mcp_args(tmp_path)
     code, out, err = await run_claude(claude, base, PROMPT, tmp_path, args, env)
@@ -93,7 +95,7 @@ async def test_mcp_tool_found_by_tool_search_on_openai_backend(claude, gateway, 
     assert mcp_calls(tmp_path) == [{"name": TARGET_TOOL, "arguments": {"ferry": "Nordlys"}}]
     check_upstream_hygiene(mock)  # no defer_loading, no Anthropic-only field
 
-    main = [b for b in mock.requests if any(
+    main = [b for b in mock.bodies if any(
         t["function"]["name"] == "ToolSearch" for t in b.get("tools") or ())]
     first = main[0]
     names = [t["function"]["name"] for t in first["tools"]]
@@ -113,92 +115,14 @@ async def test_mcp_tool_found_by_tool_search_on_openai_backend(claude, gateway, 
     assert calls == ["ToolSearch", MCP_TOOL]
     assert BERTH_ANSWER in str([m for m in final["messages"] if m.get("role") == "tool"][-1])
     # consecutive turns after the load share their prefix (prompt cache)
-    raw = [r for r, b in zip(mock.bodies, mock.requests) if b in main]
+    raw = [r for r, b in zip(mock.raw, mock.bodies) if b in main]
     end = raw[-2].index(b'],"tools":')
     assert raw[-1][:end] == raw[-2][:end]
 
 
-# ---------------------------------------------------------------- Anthropic mock
-
-
-def _event(name: str, data: dict) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-
-
-def anthropic_stream(block: dict, delta: dict | None, stop: str) -> bytes:
-    """One content block as Anthropic streams it, with a fresh message id (Claude Code merges
-    answers that share one)."""
-    return b"".join([
-        _event("message_start", {"type": "message_start", "message": {
-            "id": "msg_" + uuid.uuid4().hex[:20], "type": "message", "role": "assistant",
-            "model": BACKEND_MODEL, "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": 900, "output_tokens": 1}}}),
-        _event("content_block_start", {"type": "content_block_start", "index": 0,
-                                       "content_block": block}),
-        *([_event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                          "delta": delta})] if delta else []),
-        _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        _event("message_delta", {"type": "message_delta", "delta": {
-            "stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": 12}}),
-        _event("message_stop", {"type": "message_stop"})])
-
-
-def anthropic_tool(name: str, arguments: dict) -> bytes:
-    return anthropic_stream(
-        {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": name, "input": {}},
-        {"type": "input_json_delta", "partial_json": orjson.dumps(arguments).decode()}, "tool_use")
-
-
-def anthropic_text(text: str) -> bytes:
-    return anthropic_stream({"type": "text", "text": ""}, {"type": "text_delta", "text": text},
-                            "end_turn")
-
-
-class AnthropicSearchingModel:
-    """The same model behind the Anthropic Messages API, which loads deferred tools itself."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        return app
-
-    def plan(self, body: dict) -> bytes:
-        messages = body.get("messages") or []
-        tools = {t.get("name"): t for t in body.get("tools") or []}
-        last = messages[-1] if messages else {}
-        results = [b for b in last.get("content") or [] if isinstance(last.get("content"), list)
-                   and b.get("type") == "tool_result"] if last.get("role") == "user" else []
-        if results:
-            latest = results[-1]
-            if BERTH_ANSWER in orjson.dumps(latest).decode():
-                return anthropic_text(f"The Nordlys is moored at {BERTH_ANSWER} says the harbour.")
-            refs = [p.get("tool_name") for p in latest.get("content") or []
-                    if isinstance(p, dict) and p.get("type") == "tool_reference"]
-            if MCP_TOOL in refs and tools.get(MCP_TOOL, {}).get("defer_loading") is True:
-                return anthropic_tool(MCP_TOOL, {"ferry": "Nordlys"})
-            return anthropic_text("The tool search gave me nothing I can call.")
-        if "FIND-THE-BERTH" in orjson.dumps(messages).decode() and "ToolSearch" in tools:
-            return anthropic_tool("ToolSearch", SEARCH)
-        return anthropic_text("Nothing to do.")
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        if request.path.endswith("/count_tokens"):
-            return web.json_response({"input_tokens": 1000})
-        body = await request.json()
-        self.bodies.append(body)
-        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        await resp.prepare(request)
-        await resp.write(self.plan(body))
-        await resp.write_eof()
-        return resp
-
-
 async def test_mcp_tool_search_on_anthropic_backend_keeps_deferral(claude, gateway, provider,
                                                                    tmp_path):
-    mock = AnthropicSearchingModel()
+    mock = ModelMock("anthropic", searching_plan(reference_kept))
     url = await provider(mock)
     base = await gateway(make_config({"ant": ("anthropic", url)}))
     args, env = mcp_args(tmp_path)
@@ -206,6 +130,7 @@ async def test_mcp_tool_search_on_anthropic_backend_keeps_deferral(claude, gatew
     assert code == 0, f"claude exited {code}\nstdout: {out[-2000:]}\nstderr: {err[-2000:]}"
     assert BERTH_ANSWER in out, f"stdout: {out[-2000:]}\nstderr: {err[-2000:]}"
     assert mcp_calls(tmp_path) == [{"name": TARGET_TOOL, "arguments": {"ferry": "Nordlys"}}]
+    assert not mock.rejected, f"the provider rejected ferryllm's requests: {mock.rejected}"
     main = [b for b in mock.bodies if any(t.get("name") == "ToolSearch" for t in b.get("tools") or ())]
     # deferral untouched: the placeholder and the found tool keep defer_loading, and the
     # search's tool_reference reached the provider as Claude Code sent it

@@ -3,7 +3,7 @@
 The CLI (`tests/gemini_cli.py`: the pinned npm release, temporary HOME and settings, API-key
 auth, `GOOGLE_GEMINI_BASE_URL` = a ferryllm served in this test's event loop, trusted workspace,
 nothing phoning home) runs `gemini --prompt`, with `--approval-mode yolo` for tool runs. The
-provider is a mock that behaves like a model (`tests/model_mocks.py`, `cli_plan`): it asks for
+provider is a mock that behaves like a model (`tests/model_mock.py`, `cli_plan`): it asks for
 `run_shell_command` (once, or twice in one turn) when the prompt says so, and reports what came
 back; it refuses a tool result whose id answers no call. The CLI runs the command for real, so
 `FERRY-BOAT` in the final answer went model → ferryllm → CLI → shell → CLI → ferryllm → model.
@@ -18,7 +18,7 @@ from ferryllm.config import AuthConfig, load_config
 from tests.conftest import make_config
 from tests.gemini_cli import UNTRUSTED_WARNING, GeminiCLIUnavailable, gemini_command, run_gemini
 from tests.mock_gemini import GeminiMock
-from tests.model_mocks import AnthropicModel, Fail, ModelMock, OpenAIModel
+from tests.model_mock import INPUT_TOKENS, OUTPUT_TOKENS, Fail, ModelMock
 from tests.npm_cli import ROOT
 from tests.record_gemini_cli import (COMMAND, PLAIN_ANSWER, SCENARIOS, SECOND, cli_plan,
                                      shell_plan)
@@ -26,7 +26,7 @@ from tests.record_gemini_cli import (COMMAND, PLAIN_ANSWER, SCENARIOS, SECOND, c
 pytestmark = pytest.mark.gemini_cli
 
 CLI_MODEL = "gemini-2.5-pro"
-BACKENDS = {"openai": (OpenAIModel, "mock-coder-1"), "anthropic": (AnthropicModel, "claude-mock-1")}
+BACKENDS = {"openai": "mock-coder-1", "anthropic": "claude-mock-1"}  # kind: backend model
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,8 @@ def gemini() -> list[str]:
 
 
 async def through_ferryllm(gemini, gateway, provider, tmp_path, kind: str, scenario: str):
-    cls, backend = BACKENDS[kind]
-    mock: ModelMock = cls(cli_plan, backend)
+    backend = BACKENDS[kind]
+    mock = ModelMock(kind, cli_plan)
     url = await provider(mock)
     base = await gateway(make_config({"mock": (kind, url)}, [
         {"match": "*", "provider": "mock", "rewrite_model": backend}]))
@@ -47,11 +47,11 @@ async def through_ferryllm(gemini, gateway, provider, tmp_path, kind: str, scena
     result = await run_gemini(gemini, base, prompt, tmp_path, model=model and CLI_MODEL,
                               yolo=yolo, output="json")
     assert result.code == 0, result.explain()
-    assert not mock.errors, f"the provider refused ferryllm's request: {mock.errors}"
+    assert not mock.rejected, f"the provider refused ferryllm's request: {mock.rejected}"
     assert UNTRUSTED_WARNING not in result.stderr
     assert not result.refused, f"the CLI tried to leave 127.0.0.1: {result.refused}"
-    assert mock.requests, "the provider received no request"
-    for body in mock.requests:
+    assert mock.bodies, "the provider received no request"
+    for body in mock.bodies:
         assert body["model"] == backend
         if body.get("tools"):  # a conversation turn (not the router's side call)
             assert body["stream"] is True
@@ -91,18 +91,18 @@ def tool_turn(kind: str, body: dict) -> tuple[list[tuple[str, str, dict]], list[
 async def test_plain_answer(gemini, gateway, provider, tmp_path, kind):
     mock, result = await through_ferryllm(gemini, gateway, provider, tmp_path, kind, "plain")
     assert result.json["response"].strip() == PLAIN_ANSWER
-    (only,) = mock.requests
+    (only,) = mock.bodies
     assert tool_names(kind, only)  # the CLI's read-only tools crossed over
     tokens = result.json["stats"]["models"][CLI_MODEL]["tokens"]  # usageMetadata reached the CLI
-    assert tokens["prompt"] == 1200 and tokens["candidates"] == len(PLAIN_ANSWER.split(" "))
+    assert tokens["prompt"] == INPUT_TOKENS and tokens["candidates"] == OUTPUT_TOKENS
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
 async def test_shell_round_trip(gemini, gateway, provider, tmp_path, kind):
     mock, result = await through_ferryllm(gemini, gateway, provider, tmp_path, kind, "shell")
     assert "FERRY-BOAT" in result.json["response"], result.explain()
-    assert len(mock.requests) == 2
-    calls, results = tool_turn(kind, mock.requests[-1])
+    assert len(mock.bodies) == 2
+    calls, results = tool_turn(kind, mock.bodies[-1])
     assert [(name, args["command"]) for _, name, args in calls] == [("run_shell_command", COMMAND)]
     assert [rid for rid, _ in results] == [calls[0][0]]  # the provider's own id came back
     assert "FERRY-BOAT" in results[0][1]
@@ -114,8 +114,8 @@ async def test_two_parallel_calls(gemini, gateway, provider, tmp_path, kind):
     answer = result.json["response"]
     assert "FERRY-BOAT" in answer and "gnissorc-dnoces" in answer, result.explain()
     assert answer.index("FERRY-BOAT") < answer.index("gnissorc-dnoces")
-    assert len(mock.requests) == 2
-    calls, results = tool_turn(kind, mock.requests[-1])
+    assert len(mock.bodies) == 2
+    calls, results = tool_turn(kind, mock.bodies[-1])
     assert [args["command"] for _, _, args in calls] == [COMMAND, SECOND]
     assert [rid for rid, _ in results] == [cid for cid, _, _ in calls]
     assert "FERRY-BOAT" in results[0][1] and "gnissorc-dnoces" in results[1][1]
@@ -128,7 +128,7 @@ async def test_auto_model_router_gets_structured_output(gemini, gateway, provide
     mock, result = await through_ferryllm(gemini, gateway, provider, tmp_path, "openai",
                                           "auto_model")
     assert result.json["response"].strip() == PLAIN_ANSWER
-    classifier, main = mock.requests
+    classifier, main = mock.bodies
     assert "stream" not in classifier and "tools" not in classifier
     schema = classifier["response_format"]["json_schema"]["schema"]
     assert schema["type"] == "object"
@@ -175,9 +175,9 @@ REFUSALS = {  # kind: (provider status, message)
 async def test_provider_error_reaches_the_cli(gemini, gateway, provider, tmp_path, kind):
     """A provider's refusal comes back to the CLI as Google's error with the provider's status
     and message (not a hang, not an empty answer), and the CLI exits non-zero."""
-    cls, backend = BACKENDS[kind]
+    backend = BACKENDS[kind]
     status, message = REFUSALS[kind]
-    mock = cls(lambda facts: Fail(status, message), backend)
+    mock = ModelMock(kind, lambda view: Fail(status, message))
     url = await provider(mock)
     base = await gateway(make_config({"mock": (kind, url)}, [
         {"match": "*", "provider": "mock", "rewrite_model": backend}]))
@@ -193,7 +193,7 @@ async def test_provider_error_reaches_the_cli(gemini, gateway, provider, tmp_pat
 async def test_client_keys_from_the_cli(gemini, gateway, provider, tmp_path):
     """With `[auth]` on, the key the CLI sends (`GEMINI_API_KEY` as `x-goog-api-key`) is the
     client key: the right one is served, a wrong one gets Google's 401 and reaches no provider."""
-    mock = OpenAIModel(cli_plan)
+    mock = ModelMock("openai", cli_plan)
     url = await provider(mock)
     config = make_config({"mock": ("openai", url)})
     base = await gateway(replace(config, auth=AuthConfig(enabled=True, keys=("ferry-client-1",))))
@@ -201,12 +201,12 @@ async def test_client_keys_from_the_cli(gemini, gateway, provider, tmp_path):
     good = await run_gemini(gemini, base, prompt, tmp_path / "good", model=model,
                             output="json", api_key="ferry-client-1")
     assert good.code == 0 and good.json["response"].strip() == PLAIN_ANSWER, good.explain()
-    served = len(mock.requests)
+    served = len(mock.bodies)
     bad = await run_gemini(gemini, base, prompt, tmp_path / "bad", model=model, output="json",
                            api_key="not-a-client-key", settings={"general": {"maxAttempts": 1}})
     assert bad.code != 0 and bad.json["error"]["code"] == 401, bad.explain()
     assert "not-a-client-key" not in bad.stderr  # the key is not echoed back
-    assert len(mock.requests) == served
+    assert len(mock.bodies) == served
 
 
 async def test_readme_recipe(gemini, gateway, provider, tmp_path, monkeypatch):
@@ -214,7 +214,7 @@ async def test_readme_recipe(gemini, gateway, provider, tmp_path, monkeypatch):
     pointed at the mock) serves the Gemini CLI with its default model, router call included."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-example")
     config = load_config(str(ROOT / "examples" / "config" / "openai-compatible-claude-code.toml"))
-    mock = OpenAIModel(cli_plan, "gpt-5")
+    mock = ModelMock("openai", cli_plan)
     url = await provider(mock)
     base = await gateway(replace(config, providers=tuple(
         replace(p, base_url=url) for p in config.providers)))
@@ -223,6 +223,6 @@ async def test_readme_recipe(gemini, gateway, provider, tmp_path, monkeypatch):
                               output="json")
     assert result.code == 0, result.explain()
     assert "FERRY-BOAT" in result.json["response"], result.explain()
-    assert not mock.errors and not result.refused
-    assert {b["model"] for b in mock.requests} == {"gpt-5"}
-    assert "response_format" in mock.requests[0]  # the router's call, answered with JSON
+    assert not mock.rejected and not result.refused
+    assert {b["model"] for b in mock.bodies} == {"gpt-5"}
+    assert "response_format" in mock.bodies[0]  # the router's call, answered with JSON
