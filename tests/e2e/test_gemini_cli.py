@@ -121,16 +121,24 @@ async def test_two_parallel_calls(gemini, gateway, provider, tmp_path, kind):
     assert "FERRY-BOAT" in results[0][1] and "gnissorc-dnoces" in results[1][1]
 
 
-async def test_auto_model_router_gets_structured_output(gemini, gateway, provider, tmp_path):
+STRUCTURED = {  # kind: where a provider request carries the structured-output schema
+    "openai": lambda body: body["response_format"]["json_schema"]["schema"],
+    "anthropic": lambda body: body["output_config"]["format"]["schema"],
+}
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_auto_model_router_gets_structured_output(gemini, gateway, provider, tmp_path, kind):
     """The CLI's default model `auto` first scores the prompt with a JSON-mode `:generateContent`
     (an UPPER-case-typed `responseJsonSchema`); ferryllm sends it as a Chat Completions
-    `response_format` the provider accepts, and the answer lets the router pick a model."""
-    mock, result = await through_ferryllm(gemini, gateway, provider, tmp_path, "openai",
+    `response_format` or a Messages `output_config.format` the provider accepts, and the JSON
+    answer lets the router pick a model without its fallback."""
+    mock, result = await through_ferryllm(gemini, gateway, provider, tmp_path, kind,
                                           "auto_model")
     assert result.json["response"].strip() == PLAIN_ANSWER
     classifier, main = mock.bodies
-    assert "stream" not in classifier and "tools" not in classifier
-    schema = classifier["response_format"]["json_schema"]["schema"]
+    assert not classifier.get("stream") and "tools" not in classifier
+    schema = STRUCTURED[kind](classifier)
     assert schema["type"] == "object"
     assert {p["type"] for p in schema["properties"].values()} == {"string", "integer"}
     assert main["stream"] is True and main["tools"]
