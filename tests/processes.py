@@ -44,6 +44,21 @@ class Served:
             await self.proc.wait()
             raise
 
+    async def workers_serving(self, workers: int, tries: int = 400) -> None:
+        """`serve` returns once one worker answers; on a busy machine the others may still be
+        starting (and a signal forwarded to a worker still starting is lost). A 404 is answered
+        by any worker, carries its process's request-id prefix and counts against no limit: ask
+        until `workers` prefixes have been seen (bounded)."""
+        seen: set[str] = set()
+        for _ in range(tries):
+            async with aiohttp.ClientSession() as s:  # a new connection each: either worker
+                async with s.get(self.base + "/no-such-path") as resp:
+                    seen.add(resp.headers["request-id"][:16])
+            if len(seen) == workers:
+                return
+            await asyncio.sleep(0.025)
+        raise AssertionError(f"only {len(seen)} of {workers} workers answered")
+
 
 async def serve_fixture():
     """Yields `start(*args, env=None)`; kills what it started afterwards."""

@@ -95,6 +95,8 @@ async def reload_with_a_stream_in_flight(serve, provider, tmp_path, *workers: st
     (tmp_path / "key").write_text("sk-file-key-1\n")
     path.write_text(config_text("old", old_url, "key"))
     served = await serve("--config", str(path), *workers)
+    if workers:  # every worker up before the signal (one still starting would miss it)
+        await served.workers_serving(int(workers[-1]))
     out = Output(served.proc)
     connector = aiohttp.TCPConnector(force_close=True)  # spread over the workers
     async with aiohttp.ClientSession(connector=connector) as s:

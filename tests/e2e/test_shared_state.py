@@ -373,27 +373,12 @@ async def test_a_stream_cut_short_counts_against_the_budget(gateway, provider, r
     assert int(r.hget(f"t:c:team-a:usage:{day}", "output")) >= 1
 
 
-async def both_workers_serving(base: str, tries: int = 400) -> None:
-    """`serve` returns once one worker answers; on a busy machine the other may still be
-    starting. A 404 is answered by either worker, carries its process's request-id prefix and
-    counts against no limit: ask until both prefixes have been seen (bounded)."""
-    seen: set[str] = set()
-    for _ in range(tries):
-        async with aiohttp.ClientSession() as s:  # a new connection each: either worker
-            async with s.get(base + "/no-such-path") as resp:
-                seen.add(resp.headers["request-id"][:16])
-        if len(seen) == 2:
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError("the second worker never answered")
-
-
 async def test_workers_of_one_serve_share_one_limit(provider, redis_server, serve, tmp_path):
     url = await provider(MockProvider(Reply(body=OK)))
     extra = (f'rate_limit_per_minute = 10\n[shared_state]\nurl = "{redis_server.url}"\n'
              'key_prefix = "w"\ntimeout_ms = 500\n')
     served = await serve("-c", write_config(tmp_path, url, extra), "--workers", "2")
-    await both_workers_serving(served.base)
+    await served.workers_serving(2)
     statuses, processes = [], set()
     for _ in range(30):  # a new connection each: the kernel spreads them over the workers
         async with aiohttp.ClientSession() as s:
